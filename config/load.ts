@@ -1,0 +1,220 @@
+/**
+ * Reads the stack configuration (the `attic-infra:*` keys of Pulumi config), validates all of it at
+ * once and returns a typed object, or throws a ConfigError listing every problem, one line each,
+ * with the full key path and the fix. Nothing here touches Pulumi: the program calls it with
+ * `pulumi.runtime.allConfig()` before it registers any resource.
+ */
+import type { z } from "zod";
+import {
+  type AtticConfig,
+  type AwsConfig,
+  atticSchema,
+  awsSchema,
+  type MikrotikConfig,
+  mikrotikSchema,
+  type OfficeConfig,
+  officeSchema,
+  type SiteName,
+  sitesSchema,
+} from "./schema";
+
+export const NAMESPACE = "attic-infra";
+
+export interface StackConfig {
+  sites: SiteName[];
+  /** Present whenever the aws or office site is selected. */
+  attic?: AtticConfig;
+  aws?: AwsConfig;
+  office?: OfficeConfig;
+  mikrotik?: MikrotikConfig;
+  /** `aws:region`, when set. */
+  awsRegion?: string;
+}
+
+export interface LoadedConfig {
+  config: StackConfig;
+  /** Problems that do not stop a deployment but deserve a look (printed as warnings). */
+  warnings: string[];
+}
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(
+      `The stack configuration has ${problems.length} problem${problems.length === 1 ? "" : "s"}; nothing was deployed:\n${problems
+        .map((p) => `  ${p}`)
+        .join("\n")}`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+const BLOCKS = {
+  sites: sitesSchema,
+  attic: atticSchema,
+  aws: awsSchema,
+  office: officeSchema,
+  mikrotik: mikrotikSchema,
+} as const;
+type BlockName = keyof typeof BLOCKS;
+
+/** `attic-infra:aws.service.minTasks`, `attic-infra:attic.caches[0].name` */
+export function keyPath(block: string, path: readonly PropertyKey[]): string {
+  let out = `${NAMESPACE}:${block}`;
+  for (const p of path) {
+    out +=
+      typeof p === "number"
+        ? `[${p}]`
+        : /^[A-Za-z_][A-Za-z0-9_]*$/.test(String(p))
+          ? `.${String(p)}`
+          : `[${JSON.stringify(String(p))}]`;
+  }
+  return out;
+}
+
+function describeIssue(block: string, issue: z.core.$ZodIssue, value: unknown): string[] {
+  if (issue.code === "unrecognized_keys") {
+    const known = knownKeysAt(block, issue.path);
+    return issue.keys.map(
+      (k) =>
+        `${keyPath(block, [...issue.path, k])}: unknown key${known ? `; known keys here: ${known.join(", ")}` : ""}`,
+    );
+  }
+  let message = issue.message;
+  if (issue.code === "invalid_type" && valueAt(value, issue.path) === undefined) message = "is required";
+  else if (message.startsWith("Invalid input: expected"))
+    message = `${message.replace("Invalid input: ", "")}`;
+  return [`${keyPath(block, issue.path)}: ${message}`];
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = root;
+  for (const p of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
+  }
+  return v;
+}
+
+/** The keys a strict object accepts, for "did you mean" help on a typo. */
+function knownKeysAt(block: string, path: readonly PropertyKey[]): string[] | undefined {
+  let schema: unknown = BLOCKS[block as BlockName];
+  for (const p of [...path, null]) {
+    // Unwrap defaults, optionals, pipes and refinements down to an object or array.
+    for (let i = 0; i < 10; i++) {
+      const def = (schema as { _zod?: { def?: Record<string, unknown> } })?._zod?.def;
+      if (!def) return undefined;
+      if (def.type === "object" || def.type === "array" || def.type === "record") break;
+      schema = def.innerType ?? def.in ?? def.schema;
+    }
+    const def = (schema as { _zod: { def: Record<string, unknown> } })._zod.def;
+    if (p === null) {
+      return def.type === "object" ? Object.keys(def.shape as object) : undefined;
+    }
+    if (def.type === "object") schema = (def.shape as Record<string, unknown>)[String(p)];
+    else if (def.type === "array") schema = def.element;
+    else if (def.type === "record") schema = def.valueType;
+    else return undefined;
+  }
+  return undefined;
+}
+
+/** Pulumi hands structured values to the program as JSON text and plain strings as themselves. */
+function decode(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+function hostOf(url: string): string | undefined {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Validates the whole stack configuration. `raw` is Pulumi's config map: keys like
+ * `attic-infra:aws` → value text (JSON for structured values).
+ */
+export function loadConfig(raw: Record<string, string>): LoadedConfig {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const values: Partial<Record<BlockName, unknown>> = {};
+
+  for (const [fullKey, text] of Object.entries(raw)) {
+    const [ns, ...rest] = fullKey.split(":");
+    if (ns !== NAMESPACE) continue;
+    const key = rest.join(":");
+    if (!(key in BLOCKS)) {
+      problems.push(`${NAMESPACE}:${key}: unknown key; known keys: ${Object.keys(BLOCKS).join(", ")}`);
+      continue;
+    }
+    values[key as BlockName] = decode(text);
+  }
+
+  const parsed: Partial<StackConfig> = {};
+  for (const block of Object.keys(BLOCKS) as BlockName[]) {
+    const value = values[block];
+    if (value === undefined) continue;
+    const result = BLOCKS[block].safeParse(value);
+    if (result.success) (parsed as Record<string, unknown>)[block] = result.data;
+    else for (const issue of result.error.issues) problems.push(...describeIssue(block, issue, value));
+  }
+
+  if (values.sites === undefined) {
+    problems.push(
+      `${NAMESPACE}:sites: is required; list the sites this stack deploys, e.g. [aws] or [office, mikrotik]`,
+    );
+  }
+
+  const sites = parsed.sites ?? [];
+  const needs: Record<SiteName, BlockName[]> = {
+    aws: ["attic", "aws"],
+    office: ["attic", "office"],
+    mikrotik: ["mikrotik"],
+  };
+  for (const site of sites) {
+    for (const block of needs[site]) {
+      if (values[block] === undefined)
+        problems.push(
+          `${NAMESPACE}:${block}: is required because sites lists ${site}; add the ${block} block (see README, config reference)`,
+        );
+    }
+  }
+  if (parsed.sites) {
+    for (const block of ["aws", "office", "mikrotik"] as const) {
+      if (values[block] !== undefined && !sites.includes(block))
+        warnings.push(`${NAMESPACE}:${block}: is set but sites does not list ${block}; it is ignored`);
+    }
+    if (values.attic !== undefined && !sites.includes("aws") && !sites.includes("office"))
+      warnings.push(`${NAMESPACE}:attic: is set but neither aws nor office is in sites; it is ignored`);
+  }
+
+  const mdns = (path: string, name: string) =>
+    warnings.push(
+      `${path}: ${JSON.stringify(name)} is in .local, the mDNS domain; clients with nss-mdns or systemd-resolved may never ask the switch's DNS for it. Prefer .lan`,
+    );
+  if (parsed.office) {
+    const host = hostOf(parsed.office.apiEndpoint);
+    if (host?.endsWith(".local")) mdns(`${NAMESPACE}:office.apiEndpoint`, host);
+  }
+  if (parsed.aws?.hostname.endsWith(".local")) mdns(`${NAMESPACE}:aws.hostname`, parsed.aws.hostname);
+  parsed.mikrotik?.dns.records.forEach((r, i) => {
+    if (r.name.toLowerCase().endsWith(".local"))
+      mdns(keyPath("mikrotik", ["dns", "records", i, "name"]), r.name);
+  });
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const config: StackConfig = { sites };
+  if (sites.includes("aws") || sites.includes("office")) config.attic = parsed.attic;
+  if (sites.includes("aws")) config.aws = parsed.aws;
+  if (sites.includes("office")) config.office = parsed.office;
+  if (sites.includes("mikrotik")) config.mikrotik = parsed.mikrotik;
+  const region = raw["aws:region"];
+  if (region !== undefined) config.awsRegion = region;
+  return { config, warnings };
+}

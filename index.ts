@@ -1,0 +1,73 @@
+/**
+ * attic-infra: a private Nix binary cache (atticd) on AWS, on an office NixOS host, and the office
+ * switch's VLAN for it. Each stack's `attic-infra:sites` selects which of these it deploys.
+ */
+
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { tokenSigningKey } from "./components/attic/signingKey";
+import { AwsSite } from "./components/aws/site";
+import { MikrotikSwitch } from "./components/mikrotik/switch";
+import { OfficeSite } from "./components/office/site";
+import { ConfigError, loadConfig } from "./config/load";
+
+function readConfig() {
+  try {
+    return loadConfig(pulumi.runtime.allConfig());
+  } catch (err) {
+    // RunError prints the message alone, without a stack trace.
+    if (err instanceof ConfigError) throw new pulumi.RunError(err.message);
+    throw err;
+  }
+}
+
+async function main(): Promise<Record<string, unknown>> {
+  const { config, warnings } = readConfig();
+  for (const w of warnings) pulumi.log.warn(w);
+
+  const outputs: Record<string, unknown> = { sites: config.sites };
+  const signingKey = config.attic ? tokenSigningKey() : undefined;
+
+  if (config.aws && config.attic && signingKey) {
+    const provider = new aws.Provider("aws", {
+      ...(config.awsRegion ? { region: config.awsRegion as aws.Region } : {}),
+      defaultTags: {
+        tags: { ...config.aws.tags, "attic-infra:stack": pulumi.getStack(), "managed-by": "pulumi" },
+      },
+    });
+    const site = new AwsSite(
+      "aws",
+      { attic: config.attic, aws: config.aws, signingKey },
+      { providers: { aws: provider } },
+    );
+    outputs.aws = {
+      endpoint: site.endpoint,
+      caches: site.caches,
+      tokens: site.tokens,
+      nixConf: site.nixConf,
+      netrc: site.netrc,
+    };
+  }
+  if (config.office && config.attic && signingKey) {
+    const site = new OfficeSite("office", { attic: config.attic, office: config.office, signingKey });
+    outputs.office = {
+      endpoint: site.endpoint,
+      caches: site.caches,
+      tokens: site.tokens,
+      nixConf: site.nixConf,
+      netrc: site.netrc,
+    };
+  }
+  if (config.mikrotik) {
+    const sw = new MikrotikSwitch("mikrotik", { mikrotik: config.mikrotik });
+    outputs.mikrotik = {
+      gateway: sw.gateway,
+      vlanId: sw.vlanId,
+      leases: sw.leases,
+      dnsRecords: sw.dnsRecords,
+    };
+  }
+  return outputs;
+}
+
+export = main;
