@@ -13,9 +13,10 @@
  * permissions that call needs: no admin token is stored in state or exported.
  *
  * Pulumi serializes this provider's functions into the state, so everything they use is in this
- * file or in Node itself.
+ * file or in Node itself, and Node modules are required where they are used: a module object
+ * imported at the top would be serialized by value.
  */
-import { createPrivateKey, sign } from "node:crypto";
+import type * as nodeCrypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 
 export interface CacheProviderInputs {
@@ -47,6 +48,7 @@ const CLAIM = "https://jwt.attic.rs/v1";
 
 /** A token for one cache with the given permission letters, valid for ten minutes. */
 function callToken(inputs: CacheProviderInputs, letters: string[]): string {
+  const { createPrivateKey, sign } = require("node:crypto") as typeof nodeCrypto;
   const now = Math.floor(Date.now() / 1000);
   const claims = {
     sub: "attic-infra",

@@ -1,0 +1,337 @@
+import { describe, expect, it } from "vitest";
+import { parseHumantime } from "../config/humantime";
+import { ConfigError, type LoadedConfig, loadConfig } from "../config/load";
+import { exampleBlocks, exampleConfig, toConfigMap } from "./support/stacks";
+
+type Blocks = Record<string, any>;
+
+/** Loads a copy of an example stack changed by `edit`, returning the problems (empty if valid). */
+function problemsAfter(stack: string, edit: (b: Blocks) => void): string[] {
+  const blocks = exampleBlocks(stack) as Blocks;
+  edit(blocks);
+  try {
+    loadConfig(toConfigMap(blocks));
+    return [];
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+}
+
+function loadEdited(stack: string, edit: (b: Blocks) => void): LoadedConfig {
+  const blocks = exampleBlocks(stack) as Blocks;
+  edit(blocks);
+  return loadConfig(toConfigMap(blocks));
+}
+
+describe("the example stacks", () => {
+  it("dev (aws) is accepted and selects only the aws site", () => {
+    const { config, warnings } = loadConfig(exampleConfig("dev"));
+    expect(config.sites).toEqual(["aws"]);
+    expect(config.aws?.hostname).toBe("attic.example.com");
+    expect(config.office).toBeUndefined();
+    expect(warnings).toEqual([]);
+  });
+
+  it("office (office + mikrotik) is accepted", () => {
+    const { config, warnings } = loadConfig(exampleConfig("office"));
+    expect(config.sites).toEqual(["office", "mikrotik"]);
+    expect(config.mikrotik?.vlanId).toBe(10);
+    expect(config.aws).toBeUndefined();
+    expect(warnings).toEqual([]);
+  });
+});
+
+describe("defaults", () => {
+  it("a minimal aws stack gets the documented defaults", () => {
+    const { config } = loadConfig({
+      "attic-infra:sites": '["aws"]',
+      "attic-infra:attic": JSON.stringify({
+        image: "ghcr.io/zhaofengli/attic:b7c905657cb81b8ec9c26b0d9f53aa2e4f231810",
+        caches: [{ name: "main" }],
+      }),
+      "attic-infra:aws": JSON.stringify({
+        hostname: "cache.example.org",
+        certificateArn: "arn:aws:acm:us-east-1:1:certificate/x",
+      }),
+    });
+    expect(config.attic?.caches[0]).toEqual({
+      name: "main",
+      public: false,
+      priority: 41,
+      upstreamCacheKeyNames: ["cache.nixos.org-1"],
+      destroyOnDelete: false,
+    });
+    expect(config.attic?.chunking).toEqual({
+      narSizeThreshold: 65536,
+      minSize: 16384,
+      avgSize: 65536,
+      maxSize: 262144,
+    });
+    expect(config.attic?.compression).toEqual({ type: "zstd" });
+    expect(config.attic?.garbageCollection).toEqual({ interval: "12 hours", defaultRetention: "90 days" });
+    expect(config.aws?.network).toEqual({
+      mode: "create",
+      cidr: "10.60.0.0/16",
+      azs: 2,
+      egress: "public-ip",
+    });
+    expect(config.aws?.database).toMatchObject({
+      mode: "dedicated",
+      instanceClass: "db.t4g.micro",
+      engineVersion: "16",
+    });
+    expect(config.aws?.loadBalancer).toMatchObject({
+      mode: "dedicated",
+      allowedCidrs: ["0.0.0.0/0"],
+      idleTimeoutSeconds: 3600,
+    });
+    expect(config.aws?.service).toMatchObject({
+      cpu: 512,
+      memory: 1024,
+      minTasks: 1,
+      maxTasks: 3,
+      cpuArchitecture: "ARM64",
+    });
+    expect(config.aws?.gc).toBe("scheduled");
+  });
+
+  it("an office stack defaults to local storage, port 22 and a 180 s rollback", () => {
+    const { config } = loadEdited("office", (b) => {
+      delete b["attic-infra:office"].storage;
+      delete b["attic-infra:office"].port;
+      delete b["attic-infra:office"].rollbackTimeoutSeconds;
+    });
+    expect(config.office?.storage).toEqual({
+      type: "local",
+      path: "/var/lib/atticd/storage",
+      device: undefined,
+    });
+    expect(config.office?.port).toBe(22);
+    expect(config.office?.rollbackTimeoutSeconds).toBe(180);
+  });
+});
+
+describe("rejections name the full key path", () => {
+  it("a VLAN id out of range", () => {
+    expect(problemsAfter("office", (b) => (b["attic-infra:mikrotik"].vlanId = 5000))).toEqual([
+      "attic-infra:mikrotik.vlanId: 5000 is out of range for a VLAN id (1-4094)",
+    ]);
+  });
+
+  it("a site listed without its block", () => {
+    expect(problemsAfter("dev", (b) => (b["attic-infra:sites"] = ["aws", "mikrotik"]))).toEqual([
+      expect.stringMatching(/^attic-infra:mikrotik: is required because sites lists mikrotik/),
+    ]);
+  });
+
+  it("a site that is not one of aws, office, mikrotik, or listed twice", () => {
+    expect(problemsAfter("dev", (b) => (b["attic-infra:sites"] = ["aws", "aws", "gcp"]))).toEqual([
+      'attic-infra:sites[2]: "gcp" is not a site; use aws, office or mikrotik',
+    ]);
+    expect(problemsAfter("dev", (b) => (b["attic-infra:sites"] = ["aws", "aws"]))).toEqual([
+      'attic-infra:sites[1]: "aws" is listed twice',
+    ]);
+  });
+
+  it("a token naming an undeclared cache", () => {
+    const problems = problemsAfter(
+      "dev",
+      (b) => (b["attic-infra:attic"].tokens[0].permissions = { other: ["pull"] }),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^attic-infra:attic\.tokens\[0\]\.permissions\.other: "other" matches no cache declared/,
+      ),
+    ]);
+  });
+
+  it("a token glob must match a declared cache, and a matching glob is accepted", () => {
+    expect(
+      problemsAfter("dev", (b) => (b["attic-infra:attic"].tokens[0].permissions = { "n3x*": ["pull"] })),
+    ).toEqual([]);
+    expect(
+      problemsAfter("dev", (b) => (b["attic-infra:attic"].tokens[0].permissions = { "x-*": ["pull"] }))[0],
+    ).toMatch(/^attic-infra:attic\.tokens\[0\]\.permissions\["x-\*"\]: "x-\*" matches no cache/);
+  });
+
+  it("an unknown permission", () => {
+    expect(
+      problemsAfter("dev", (b) => (b["attic-infra:attic"].tokens[0].permissions = { n3x: ["admin"] })),
+    ).toEqual([
+      expect.stringMatching(
+        /^attic-infra:attic\.tokens\[0\]\.permissions\.n3x\[0\]: "admin" is not a permission; use one of pull, push/,
+      ),
+    ]);
+  });
+
+  it("minTasks greater than maxTasks", () => {
+    expect(
+      problemsAfter("dev", (b) => Object.assign(b["attic-infra:aws"].service, { minTasks: 4, maxTasks: 2 })),
+    ).toEqual(["attic-infra:aws.service.minTasks: 4 is greater than maxTasks 2"]);
+  });
+
+  it("chunk sizes out of order", () => {
+    expect(problemsAfter("dev", (b) => (b["attic-infra:attic"].chunking.minSize = 100000))).toEqual([
+      "attic-infra:attic.chunking: minSize 100000, avgSize 65536, maxSize 262144 are out of order; need minSize <= avgSize <= maxSize",
+    ]);
+  });
+
+  it("an apiEndpoint without a trailing slash", () => {
+    expect(
+      problemsAfter("office", (b) => (b["attic-infra:office"].apiEndpoint = "http://attic.lan:8080")),
+    ).toEqual([
+      'attic-infra:office.apiEndpoint: "http://attic.lan:8080" must end with "/" (atticd requires it); write "http://attic.lan:8080/"',
+    ]);
+  });
+
+  it("a DHCP pool outside the gateway's subnet", () => {
+    expect(
+      problemsAfter("office", (b) => (b["attic-infra:mikrotik"].dhcp.pool = "10.0.0.100-10.0.1.20")),
+    ).toEqual(['attic-infra:mikrotik.dhcp.pool: "10.0.1.20" is outside the gateway\'s subnet 10.0.0.0/24']);
+  });
+
+  it("a static lease outside the gateway's subnet", () => {
+    expect(
+      problemsAfter("office", (b) => (b["attic-infra:mikrotik"].dhcp.leases[0].address = "192.168.1.10")),
+    ).toEqual([
+      'attic-infra:mikrotik.dhcp.leases[0].address: "192.168.1.10" is outside the gateway\'s subnet 10.0.0.0/24',
+    ]);
+  });
+
+  it("a gateway address whose subnet does not hold the pool and leases", () => {
+    const problems = problemsAfter("office", (b) => (b["attic-infra:mikrotik"].address = "10.1.0.1/24"));
+    expect(problems).toEqual([
+      'attic-infra:mikrotik.dhcp.pool: "10.0.0.100" is outside the gateway\'s subnet 10.1.0.0/24',
+      'attic-infra:mikrotik.dhcp.pool: "10.0.0.199" is outside the gateway\'s subnet 10.1.0.0/24',
+      'attic-infra:mikrotik.dhcp.leases[0].address: "10.0.0.10" is outside the gateway\'s subnet 10.1.0.0/24',
+    ]);
+  });
+
+  it("the management port among the access ports", () => {
+    expect(problemsAfter("office", (b) => b["attic-infra:mikrotik"].accessPorts.push("ether24"))).toEqual([
+      'attic-infra:mikrotik.accessPorts[4]: "ether24" is the management port; it must never join the bridge (you would lose access to the switch)',
+    ]);
+  });
+
+  it("both dns and certificateArn, or neither", () => {
+    expect(
+      problemsAfter(
+        "dev",
+        (b) => (b["attic-infra:aws"].certificateArn = "arn:aws:acm:us-east-1:123456789012:certificate/abc"),
+      ),
+    ).toEqual(["attic-infra:aws: sets both dns and certificateArn; keep exactly one"]);
+    expect(problemsAfter("dev", (b) => delete b["attic-infra:aws"].dns)).toEqual([
+      "attic-infra:aws: needs a TLS certificate: set dns.zoneName (Route53 + ACM) or certificateArn",
+    ]);
+  });
+
+  it("an unpinned image", () => {
+    expect(
+      problemsAfter("dev", (b) => (b["attic-infra:attic"].image = "ghcr.io/zhaofengli/attic:latest"))[0],
+    ).toMatch(/^attic-infra:attic\.image: "ghcr\.io\/zhaofengli\/attic:latest" is not pinned/);
+    expect(
+      problemsAfter("dev", (b) => (b["attic-infra:attic"].image = "ghcr.io/zhaofengli/attic"))[0],
+    ).toMatch(/^attic-infra:attic\.image: .* is not pinned/);
+    expect(
+      problemsAfter(
+        "dev",
+        (b) => (b["attic-infra:attic"].image = `ghcr.io/zhaofengli/attic@sha256:${"a".repeat(64)}`),
+      ),
+    ).toEqual([]);
+  });
+
+  it("an unknown key, with the keys that are known there", () => {
+    expect(problemsAfter("dev", (b) => (b["attic-infra:aws"].servce = {}))).toEqual([
+      expect.stringMatching(
+        /^attic-infra:aws\.servce: unknown key; known keys here: hostname, dns, certificateArn, network/,
+      ),
+    ]);
+    expect(problemsAfter("dev", (b) => (b["attic-infra:region"] = "x"))).toEqual([
+      "attic-infra:region: unknown key; known keys: sites, attic, aws, office, mikrotik",
+    ]);
+  });
+
+  it("a missing host key unless insecureIgnoreHostKey is set", () => {
+    expect(problemsAfter("office", (b) => delete b["attic-infra:office"].hostKey)).toEqual([
+      expect.stringMatching(/^attic-infra:office\.hostKey: is required: pin the host's key/),
+    ]);
+    expect(
+      problemsAfter("office", (b) => {
+        delete b["attic-infra:office"].hostKey;
+        b["attic-infra:office"].insecureIgnoreHostKey = true;
+      }),
+    ).toEqual([]);
+  });
+
+  it("a duration atticd would not parse", () => {
+    expect(problemsAfter("dev", (b) => (b["attic-infra:attic"].garbageCollection.interval = "12"))).toEqual([
+      'attic-infra:attic.garbageCollection.interval: "12" is not a duration atticd understands; write it like "12 hours", "90 days" or "0s"',
+    ]);
+  });
+
+  it("an invalid Fargate CPU/memory pair", () => {
+    expect(problemsAfter("dev", (b) => (b["attic-infra:aws"].service.memory = 512))).toEqual([
+      "attic-infra:aws.service.memory: 512 MiB is not valid with cpu 512; use 1024-4096 in steps of 1024",
+    ]);
+  });
+
+  it("every problem at once, one line each", () => {
+    const problems = problemsAfter("office", (b) => {
+      b["attic-infra:mikrotik"].vlanId = 0;
+      b["attic-infra:office"].port = "ssh";
+      b["attic-infra:attic"].caches[0].name = "-bad";
+      b["attic-infra:attic"].compression.type = "lz4";
+    });
+    expect(problems.map((p) => p.split(":").slice(0, 2).join(":"))).toEqual([
+      "attic-infra:attic.caches[0].name",
+      "attic-infra:attic.compression.type",
+      "attic-infra:office.port",
+      "attic-infra:mikrotik.vlanId",
+    ]);
+    expect(problems.every((p) => !p.includes("\n"))).toBe(true);
+  });
+
+  it("missing required keys say so", () => {
+    expect(problemsAfter("office", (b) => delete b["attic-infra:mikrotik"].managementPort)).toEqual([
+      "attic-infra:mikrotik.managementPort: is required",
+    ]);
+  });
+});
+
+describe("warnings", () => {
+  it(".local names are flagged as mDNS", () => {
+    const { warnings } = loadEdited("office", (b) => {
+      b["attic-infra:mikrotik"].dns.records[0].name = "attic.local";
+      b["attic-infra:office"].apiEndpoint = "http://attic.local:8080/";
+    });
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /^attic-infra:office\.apiEndpoint: "attic\.local" is in \.local, the mDNS domain/,
+      ),
+      expect.stringMatching(/^attic-infra:mikrotik\.dns\.records\[0\]\.name: "attic\.local" is in \.local/),
+    ]);
+  });
+
+  it("a block for a site that is not selected is ignored with a warning", () => {
+    const { config, warnings } = loadEdited("office", (b) => (b["attic-infra:sites"] = ["mikrotik"]));
+    expect(config.office).toBeUndefined();
+    expect(warnings).toContain("attic-infra:office: is set but sites does not list office; it is ignored");
+  });
+});
+
+describe("humantime durations", () => {
+  it("parses the forms atticd's humantime accepts", () => {
+    expect(parseHumantime("12 hours")).toBe(43200);
+    expect(parseHumantime("90 days")).toBe(7776000);
+    expect(parseHumantime("1h 30m")).toBe(5400);
+    expect(parseHumantime("2h37min")).toBe(9420);
+    expect(parseHumantime("0s")).toBe(0);
+  });
+
+  it("rejects a number without a unit and unknown units", () => {
+    expect(parseHumantime("12")).toBeUndefined();
+    expect(parseHumantime("10 nights")).toBeUndefined();
+    expect(parseHumantime("")).toBeUndefined();
+  });
+});
