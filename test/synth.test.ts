@@ -120,8 +120,7 @@ describe("invalid configuration", () => {
       ),
     );
     const mod = (await import("../index")) as unknown as
-      | (() => Promise<unknown>)
-      | { default: () => Promise<unknown> };
+      (() => Promise<unknown>) | { default: () => Promise<unknown> };
     const main = typeof mod === "function" ? mod : mod.default;
     await expect(main()).rejects.toThrow(/attic-infra:mikrotik\.vlanId: 5000 is out of range/);
     expect(registered).toBe(0);

@@ -101,7 +101,7 @@ function failure(what: string, method: string, url: string, answer: Answer): Err
 /** Waits until `GET <apiEndpoint>` answers 200 (the server is up), within waitSeconds. */
 async function waitForServer(inputs: CacheProviderInputs): Promise<void> {
   const deadline = Date.now() + inputs.waitSeconds * 1000;
-  let last = "";
+  let last: string;
   for (;;) {
     try {
       const answer = await call("GET", inputs.apiEndpoint, undefined);

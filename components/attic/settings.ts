@@ -12,8 +12,7 @@ import type { AtticConfig } from "../../config/schema";
 export type Role = "api-server" | "garbage-collector" | "monolithic";
 
 export type StorageSettings =
-  | { type: "local"; path: string }
-  | { type: "s3"; region: string; bucket: string; endpoint?: string };
+  { type: "local"; path: string } | { type: "s3"; region: string; bucket: string; endpoint?: string };
 
 export interface AtticSettings {
   listen: string;

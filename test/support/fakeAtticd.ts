@@ -98,7 +98,7 @@ export class FakeAtticd {
     const url = new URL(req.url ?? "/", "http://fake");
     const method = req.method ?? "GET";
     const who = this.auth(req.headers.authorization);
-    let body: unknown = null;
+    let body: unknown;
     try {
       body = data ? JSON.parse(data) : null;
     } catch {
