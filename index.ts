@@ -42,6 +42,10 @@ async function main(): Promise<Record<string, unknown>> {
     );
     outputs.aws = {
       endpoint: site.endpoint,
+      bucketName: site.bucketName,
+      databaseEndpoint: site.databaseEndpoint,
+      logGroup: site.logGroup,
+      alarmTopicArn: site.alarmTopicArn,
       caches: site.caches,
       tokens: site.tokens,
       nixConf: site.nixConf,

@@ -476,8 +476,13 @@ const existingDatabase = z.strictObject({
   port: int("a TCP port", 1, 65535).default(5432),
   name: nonEmpty("a database name"),
   user: nonEmpty("a database user"),
-  /** Secrets Manager secret holding the password (plain string, or JSON with a "password" key). */
+  /** Secrets Manager secret holding the password. */
   passwordSecretArn: arn("secretsmanager"),
+  /** When the secret is JSON (as RDS-managed secrets are), the key that holds the password. */
+  passwordSecretJsonKey: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, { error: (i) => `${show(i.input)} is not a JSON key name` })
+    .optional(),
   /** The database's security group: the program adds one ingress rule from the tasks on its port. */
   securityGroupId: z
     .string()
@@ -520,6 +525,8 @@ const serviceSchema = z
       .default("ARM64"),
     /** Seconds the ALB health check is ignored after a task starts (migrations run first). */
     healthCheckGracePeriodSeconds: int("seconds", 0, 7200).default(120),
+    /** Run in this existing ECS cluster instead of creating one. */
+    clusterArn: arn("ecs").optional(),
   })
   .superRefine((s, ctx) => {
     if (s.minTasks > s.maxTasks)

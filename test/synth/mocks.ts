@@ -63,6 +63,7 @@ function awsFakes(type: string, name: string, inputs: Record<string, unknown>, r
     }
     case "aws:rds/instance:Instance":
       Object.assign(state, {
+        identifier: inputs.identifier ?? `${name}-${suffix.slice(0, 7)}`,
         address: `${inputs.identifier ?? name}.c${suffix.slice(0, 12)}.${region}.rds.amazonaws.com`,
         port: inputs.port ?? 5432,
         endpoint: `${inputs.identifier ?? name}.c${suffix.slice(0, 12)}.${region}.rds.amazonaws.com:5432`,
@@ -159,6 +160,15 @@ export function makeMocks(region: string): pulumi.runtime.Mocks {
             zoneId: `Z${hash(String(args.inputs.name)).slice(0, 13).toUpperCase()}`,
             name: args.inputs.name,
           };
+        case "aws:lb/getLoadBalancer:getLoadBalancer": {
+          const arn = String(args.inputs.arn);
+          const lbName = arn.split("/")[2] ?? "shared";
+          return {
+            arn,
+            dnsName: `${lbName}-1234567890.${region}.elb.amazonaws.com`,
+            zoneId: "Z35SXDOTRQ7X7K",
+          };
+        }
         case "aws:elb/getServiceAccount:getServiceAccount":
           return { arn: "arn:aws:iam::127311923021:root", id: "127311923021" };
       }
