@@ -39,8 +39,12 @@ describe("site selection", () => {
 
   it("each site exports one structured output", () => {
     expect(Object.keys(dev.outputs.aws as object).sort()).toEqual([
+      "alarmTopicArn",
+      "bucketName",
       "caches",
+      "databaseEndpoint",
       "endpoint",
+      "logGroup",
       "netrc",
       "nixConf",
       "tokens",

@@ -119,6 +119,11 @@ export async function synth(options: SynthOptions): Promise<SynthResult> {
 
   await pulumi.runtime.setMocks(makeMocks(region), options.project ?? "attic-infra", options.stack, false);
   pulumi.runtime.setAllConfig(options.config, options.secretKeys ?? []);
+  // A dynamic provider's closure is serialized asynchronously, and only once per process when
+  // cached: the cache would make a second run in the same process register that resource earlier.
+  (
+    require("@pulumi/pulumi/runtime/state") as { getStore(): { settings: { options: Record<string, unknown> } } }
+  ).getStore().settings.options.cacheDynamicProviders = false;
   clearArtifacts();
 
   const entries: SynthResource[] = [];
