@@ -122,7 +122,9 @@ export async function synth(options: SynthOptions): Promise<SynthResult> {
   // A dynamic provider's closure is serialized asynchronously, and only once per process when
   // cached: the cache would make a second run in the same process register that resource earlier.
   (
-    require("@pulumi/pulumi/runtime/state") as { getStore(): { settings: { options: Record<string, unknown> } } }
+    require("@pulumi/pulumi/runtime/state") as {
+      getStore(): { settings: { options: Record<string, unknown> } };
+    }
   ).getStore().settings.options.cacheDynamicProviders = false;
   clearArtifacts();
 
