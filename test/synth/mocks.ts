@@ -41,11 +41,18 @@ const AWS_IDS: Record<
   },
 };
 
+/** The id the mocks give an AWS resource of this type and logical name. */
+export function fakeAwsId(type: string, name: string): string {
+  const known = AWS_IDS[type];
+  const suffix = hash(type, name).slice(0, 17);
+  return known?.prefix ? `${known.prefix}${suffix}` : `${name}-${suffix.slice(0, 8)}`;
+}
+
 function awsFakes(type: string, name: string, inputs: Record<string, unknown>, region: string) {
   const [, module, kind] = /^aws:([^/]+)\/([^:]+):/.exec(type) ?? [];
   const known = AWS_IDS[type];
   const suffix = hash(type, name).slice(0, 17);
-  const id = known?.prefix ? `${known.prefix}${suffix}` : `${name}-${suffix.slice(0, 8)}`;
+  const id = fakeAwsId(type, name);
   const arn = known?.arn
     ? known.arn(name, id, region)
     : `arn:aws:${module}:${region}:${ACCOUNT_ID}:${kind}/${id}`;

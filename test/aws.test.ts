@@ -1,0 +1,627 @@
+/**
+ * The AWS site, asserted on the offline synth of the dev example stack (and of a stack that adopts
+ * existing infrastructure). What this proves: the resources, their inputs and options, as the
+ * program registers them. What it does not: AWS's acceptance of them (no AWS here).
+ */
+import * as path from "node:path";
+import { parse as parseToml } from "smol-toml";
+import { beforeAll, describe, expect, it } from "vitest";
+import { rateExpression } from "../components/aws/service";
+import { type SynthResource, type SynthResult, synth } from "./synth/harness";
+import { fakeAwsId, SECRET_MARKER } from "./synth/mocks";
+import { readStackFile } from "./synth/stackFile";
+import { exampleBlocks, ROOT, synthExample, toConfigMap } from "./support/stacks";
+
+const SG = "aws:ec2/securityGroup:SecurityGroup";
+const INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
+const EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule";
+
+const all = (r: SynthResult, type: string) => r.resources.filter((e) => e.type === type);
+function one(r: SynthResult, type: string, name?: string): SynthResource {
+  const found = all(r, type).filter((e) => name === undefined || e.name === name);
+  if (found.length !== 1) throw new Error(`expected one ${type} ${name ?? ""}, found ${found.length}`);
+  return found[0]!;
+}
+const sgId = (name: string) => fakeAwsId(SG, name);
+const containers = (r: SynthResult, name: string) =>
+  JSON.parse(
+    one(r, "aws:ecs/taskDefinition:TaskDefinition", name).inputs.containerDefinitions as string,
+  ) as Array<Record<string, any>>;
+const policyOf = (r: SynthResult, name: string) =>
+  JSON.parse(one(r, "aws:iam/rolePolicy:RolePolicy", name).inputs.policy as string) as {
+    Statement: Array<Record<string, any>>;
+  };
+
+let dev: SynthResult;
+let devSecrets: SynthResult;
+beforeAll(async () => {
+  dev = await synthExample("dev");
+  devSecrets = await synthExample("dev", true);
+});
+
+describe("network", () => {
+  it("creates the VPC with two public and two private subnets and an S3 gateway endpoint", () => {
+    expect(one(dev, "aws:ec2/vpc:Vpc").inputs).toMatchObject({
+      cidrBlock: "10.60.0.0/16",
+      enableDnsHostnames: true,
+    });
+    const subnets = all(dev, "aws:ec2/subnet:Subnet").map((s) => [
+      s.name,
+      s.inputs.cidrBlock,
+      s.inputs.availabilityZone,
+    ]);
+    expect(subnets).toEqual([
+      ["aws-network-public-0", "10.60.0.0/20", "us-east-1a"],
+      ["aws-network-public-1", "10.60.16.0/20", "us-east-1b"],
+      ["aws-network-private-0", "10.60.32.0/20", "us-east-1a"],
+      ["aws-network-private-1", "10.60.48.0/20", "us-east-1b"],
+    ]);
+    expect(one(dev, "aws:ec2/vpcEndpoint:VpcEndpoint").inputs).toMatchObject({
+      serviceName: "com.amazonaws.us-east-1.s3",
+      vpcEndpointType: "Gateway",
+    });
+  });
+
+  it("by default has no NAT gateway: tasks run in public subnets with a public IP", () => {
+    expect(all(dev, "aws:ec2/natGateway:NatGateway")).toEqual([]);
+    const net = one(dev, "aws:ecs/service:Service", "aws-ecs-api").inputs.networkConfiguration as Record<
+      string,
+      any
+    >;
+    expect(net.assignPublicIp).toBe(true);
+    expect(net.subnets).toEqual([
+      fakeAwsId("aws:ec2/subnet:Subnet", "aws-network-public-0"),
+      fakeAwsId("aws:ec2/subnet:Subnet", "aws-network-public-1"),
+    ]);
+  });
+
+  it("egress: nat-gateway puts tasks in private subnets behind exactly one NAT gateway", async () => {
+    const blocks = exampleBlocks("dev") as Record<string, any>;
+    blocks["attic-infra:aws"].network.egress = "nat-gateway";
+    const r = await synth({ stack: "dev", config: toConfigMap(blocks) });
+    expect(all(r, "aws:ec2/natGateway:NatGateway")).toHaveLength(1);
+    const net = one(r, "aws:ecs/service:Service", "aws-ecs-api").inputs.networkConfiguration as Record<
+      string,
+      any
+    >;
+    expect(net.assignPublicIp).toBe(false);
+    expect(net.subnets).toEqual([
+      fakeAwsId("aws:ec2/subnet:Subnet", "aws-network-private-0"),
+      fakeAwsId("aws:ec2/subnet:Subnet", "aws-network-private-1"),
+    ]);
+    expect(one(r, "aws:ec2/routeTable:RouteTable", "aws-network-private").inputs.routes).toEqual([
+      { cidrBlock: "0.0.0.0/0", natGatewayId: fakeAwsId("aws:ec2/natGateway:NatGateway", "aws-network-nat") },
+    ]);
+  });
+});
+
+describe("security groups", () => {
+  it("RDS accepts connections only from the task security group, on 5432", () => {
+    const rules = all(dev, INGRESS).filter((e) => e.inputs.securityGroupId === sgId("aws-sg-database"));
+    expect(rules.map((e) => e.inputs)).toEqual([
+      expect.objectContaining({
+        referencedSecurityGroupId: sgId("aws-sg-tasks"),
+        ipProtocol: "tcp",
+        fromPort: 5432,
+        toPort: 5432,
+      }),
+    ]);
+    expect(rules[0]!.inputs).not.toHaveProperty("cidrIpv4");
+  });
+
+  it("tasks accept only the load balancer, on 8080", () => {
+    const rules = all(dev, INGRESS).filter((e) => e.inputs.securityGroupId === sgId("aws-sg-tasks"));
+    expect(rules.map((e) => e.inputs)).toEqual([
+      expect.objectContaining({
+        referencedSecurityGroupId: sgId("aws-sg-alb"),
+        fromPort: 8080,
+        toPort: 8080,
+      }),
+    ]);
+  });
+
+  it("0.0.0.0/0 ingress exists only on the ALB, on 80 and 443", () => {
+    const open = all(dev, INGRESS).filter((e) => e.inputs.cidrIpv4 === "0.0.0.0/0");
+    expect(open.map((e) => [e.inputs.securityGroupId, e.inputs.fromPort, e.inputs.toPort]).sort()).toEqual([
+      [sgId("aws-sg-alb"), 443, 443],
+      [sgId("aws-sg-alb"), 80, 80],
+    ]);
+  });
+
+  it("every rule is its own resource; groups carry no inline rules", () => {
+    for (const g of all(dev, SG)) {
+      expect(g.inputs).not.toHaveProperty("ingress");
+      expect(g.inputs).not.toHaveProperty("egress");
+    }
+    expect(
+      all(dev, EGRESS)
+        .map((e) => e.name)
+        .sort(),
+    ).toEqual(["aws-sg-alb-to-tasks", "aws-sg-tasks-https", "aws-sg-tasks-to-database"]);
+  });
+});
+
+describe("the chunk bucket", () => {
+  const bucket = () => one(dev, "aws:s3/bucket:Bucket", "aws-storage-chunks");
+  const onChunks = (type: string) => one(dev, type, "aws-storage-chunks").inputs;
+
+  it("is protected and retained on delete (losing it orphans the cache)", () => {
+    expect(bucket().options).toMatchObject({ protect: true, retainOnDelete: true });
+    expect(bucket().inputs.forceDestroy).toBe(false);
+  });
+
+  it("is never public: all four public access blocks, owner-enforced, no ACLs", () => {
+    expect(onChunks("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")).toMatchObject({
+      blockPublicAcls: true,
+      blockPublicPolicy: true,
+      ignorePublicAcls: true,
+      restrictPublicBuckets: true,
+    });
+    expect(onChunks("aws:s3/bucketOwnershipControls:BucketOwnershipControls")).toMatchObject({
+      rule: { objectOwnership: "BucketOwnerEnforced" },
+    });
+    expect(all(dev, "aws:s3/bucketAcl:BucketAcl")).toEqual([]);
+  });
+
+  it("is encrypted (SSE-S3) and versioned", () => {
+    expect(
+      onChunks("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"),
+    ).toMatchObject({
+      rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }],
+    });
+    expect(onChunks("aws:s3/bucketVersioning:BucketVersioning")).toMatchObject({
+      versioningConfiguration: { status: "Enabled" },
+    });
+  });
+
+  it("its policy only denies non-TLS access, with no VPC-endpoint lock (clients follow presigned redirects)", () => {
+    const policy = JSON.parse(onChunks("aws:s3/bucketPolicy:BucketPolicy").policy as string);
+    expect(policy.Statement).toEqual([
+      expect.objectContaining({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+    ]);
+    expect(JSON.stringify(policy)).not.toMatch(/sourceVpc/i);
+  });
+
+  it("lifecycle: abort uploads after 7 days, tier objects > 128 KiB, expire noncurrent versions, never current objects", () => {
+    const rules = onChunks("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").rules as Array<
+      Record<string, any>
+    >;
+    expect(rules).toEqual([
+      {
+        id: "abort-incomplete-multipart-uploads",
+        status: "Enabled",
+        filter: {},
+        abortIncompleteMultipartUpload: { daysAfterInitiation: 7 },
+      },
+      {
+        id: "intelligent-tiering",
+        status: "Enabled",
+        filter: { objectSizeGreaterThan: 131072 },
+        transitions: [{ days: 30, storageClass: "INTELLIGENT_TIERING" }],
+      },
+      {
+        id: "expire-noncurrent-versions",
+        status: "Enabled",
+        filter: {},
+        noncurrentVersionExpiration: { noncurrentDays: 30 },
+        expiration: { expiredObjectDeleteMarker: true },
+      },
+    ]);
+    for (const rule of rules) {
+      expect(rule.expiration?.days).toBeUndefined();
+      expect(rule.expiration?.date).toBeUndefined();
+    }
+  });
+});
+
+describe("the database", () => {
+  const rds = () => one(dev, "aws:rds/instance:Instance");
+
+  it("is protected, retained on delete, deletion-protected, with a deterministic final snapshot", () => {
+    expect(rds().options).toMatchObject({ protect: true, retainOnDelete: true });
+    expect(rds().inputs).toMatchObject({
+      deletionProtection: true,
+      skipFinalSnapshot: false,
+      finalSnapshotIdentifier: "attic-infra-dev-final",
+      copyTagsToSnapshot: true,
+    });
+  });
+
+  it("is private, encrypted, gp3 with autoscaling, backed up, with Performance Insights", () => {
+    expect(rds().inputs).toMatchObject({
+      engine: "postgres",
+      engineVersion: "16",
+      instanceClass: "db.t4g.micro",
+      storageType: "gp3",
+      allocatedStorage: 20,
+      maxAllocatedStorage: 100,
+      storageEncrypted: true,
+      publiclyAccessible: false,
+      multiAz: false,
+      backupRetentionPeriod: 7,
+      performanceInsightsEnabled: true,
+      vpcSecurityGroupIds: [sgId("aws-sg-database")],
+    });
+    expect(rds().inputs).not.toHaveProperty("manageMasterUserPassword");
+    expect(one(dev, "aws:rds/subnetGroup:SubnetGroup").inputs.subnetIds).toEqual([
+      fakeAwsId("aws:ec2/subnet:Subnet", "aws-network-private-0"),
+      fakeAwsId("aws:ec2/subnet:Subnet", "aws-network-private-1"),
+    ]);
+  });
+
+  it("forces TLS through its parameter group", () => {
+    expect(one(dev, "aws:rds/parameterGroup:ParameterGroup").inputs).toMatchObject({
+      family: "postgres16",
+      parameters: [{ name: "rds.force_ssl", value: "1" }],
+    });
+  });
+
+  it("its password is a generated secret, kept in Secrets Manager", () => {
+    expect(rds().inputs.password).toBe("[secret]");
+    expect(one(devSecrets, "aws:secretsmanager/secretVersion:SecretVersion").inputs.secretString).toMatch(
+      SECRET_MARKER,
+    );
+  });
+});
+
+describe("ECS", () => {
+  it("the api task runs migrations first (not essential), then the api server with a wget health check", () => {
+    const [migrate, attic] = containers(dev, "aws-ecs-api");
+    expect(migrate).toMatchObject({
+      name: "migrate",
+      essential: false,
+      command: ["--mode", "db-migrations"],
+    });
+    expect(attic).toMatchObject({
+      name: "attic",
+      essential: true,
+      command: ["--mode", "api-server"],
+      dependsOn: [{ containerName: "migrate", condition: "SUCCESS" }],
+      portMappings: [{ containerPort: 8080, protocol: "tcp" }],
+      healthCheck: expect.objectContaining({
+        command: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"],
+      }),
+    });
+    for (const c of [migrate!, attic!])
+      expect(c.image).toBe("ghcr.io/zhaofengli/attic:b7c905657cb81b8ec9c26b0d9f53aa2e4f231810");
+  });
+
+  it("PGPASSWORD comes from the database secret; no password anywhere in the task definition or TOML", () => {
+    for (const c of containers(devSecrets, "aws-ecs-api")) {
+      expect(c.secrets).toEqual([
+        { name: "PGPASSWORD", valueFrom: expect.stringMatching(/^arn:aws:secretsmanager:/) },
+      ]);
+      expect(c.environment.map((e: { name: string }) => e.name)).toEqual([
+        "ATTIC_SERVER_CONFIG_BASE64",
+        "RUST_LOG",
+      ]);
+    }
+    for (const name of ["aws-ecs-api", "aws-ecs-gc"]) {
+      expect(
+        one(devSecrets, "aws:ecs/taskDefinition:TaskDefinition", name).inputs.containerDefinitions,
+      ).not.toContain(SECRET_MARKER);
+    }
+    for (const file of Object.values(devSecrets.files)) expect(file).not.toContain(SECRET_MARKER);
+  });
+
+  it("the generated secret appears only where it must: the RDS password and its Secrets Manager version", () => {
+    const holders = devSecrets.resources
+      .filter((e) => JSON.stringify(e.inputs).includes(SECRET_MARKER))
+      .map((e) => e.type);
+    expect(holders.sort()).toEqual([
+      "aws:rds/instance:Instance",
+      "aws:secretsmanager/secretVersion:SecretVersion",
+    ]);
+  });
+
+  it("atticd's config arrives as ATTIC_SERVER_CONFIG_BASE64, exactly the api-server TOML", () => {
+    const [, attic] = containers(dev, "aws-ecs-api");
+    const value = attic!.environment.find(
+      (e: { name: string }) => e.name === "ATTIC_SERVER_CONFIG_BASE64",
+    ).value;
+    expect(value).toMatch(/^[A-Za-z0-9+/]+={0,2}$/);
+    const toml = Buffer.from(value, "base64").toString();
+    expect(toml).toBe(dev.files["aws/atticd-api-server.toml"]);
+    const doc = parseToml(toml) as Record<string, any>;
+    expect(doc.database.url).toMatch(
+      /^postgresql:\/\/attic@aws-database-postgres\..*:5432\/attic\?sslmode=require$/,
+    );
+    expect(doc.storage).toEqual({
+      type: "s3",
+      region: "us-east-1",
+      bucket: expect.stringMatching(/^aws-storage-chunks-/),
+    });
+    expect(doc.jwt.signing).toHaveProperty("token-rs256-pubkey-base64");
+    expect(toml).not.toContain("PRIVATE KEY");
+  });
+
+  it("the api service deploys with a rollback circuit breaker on ARM64, autoscaled on CPU and requests", () => {
+    const svc = one(dev, "aws:ecs/service:Service", "aws-ecs-api");
+    expect(svc.inputs).toMatchObject({
+      desiredCount: 1,
+      launchType: "FARGATE",
+      deploymentCircuitBreaker: { enable: true, rollback: true },
+      healthCheckGracePeriodSeconds: 120,
+      loadBalancers: [expect.objectContaining({ containerName: "attic", containerPort: 8080 })],
+    });
+    expect(svc.options.ignoreChanges).toEqual(["desiredCount"]);
+    expect(one(dev, "aws:ecs/taskDefinition:TaskDefinition", "aws-ecs-api").inputs.runtimePlatform).toEqual({
+      operatingSystemFamily: "LINUX",
+      cpuArchitecture: "ARM64",
+    });
+    expect(one(dev, "aws:appautoscaling/target:Target").inputs).toMatchObject({
+      minCapacity: 1,
+      maxCapacity: 3,
+    });
+    const requests = one(dev, "aws:appautoscaling/policy:Policy", "aws-ecs-api-requests").inputs
+      .targetTrackingScalingPolicyConfiguration as Record<string, any>;
+    expect(requests.targetValue).toBe(1000);
+    expect(requests.predefinedMetricSpecification.resourceLabel).toMatch(
+      /^app\/aws-lb-alb\/[0-9a-f]+\/targetgroup\/aws-lb-attic\/[0-9a-f]+$/,
+    );
+    expect(
+      one(dev, "aws:appautoscaling/policy:Policy", "aws-ecs-api-cpu").inputs
+        .targetTrackingScalingPolicyConfiguration,
+    ).toMatchObject({
+      targetValue: 70,
+      predefinedMetricSpecification: { predefinedMetricType: "ECSServiceAverageCPUUtilization" },
+    });
+  });
+
+  it("garbage collection is a scheduled one-shot task every 12 hours, not an always-on service", () => {
+    expect(containers(dev, "aws-ecs-gc")).toEqual([
+      expect.objectContaining({ name: "gc", command: ["--mode", "garbage-collector-once"] }),
+    ]);
+    expect(all(dev, "aws:ecs/service:Service").map((s) => s.name)).toEqual(["aws-ecs-api"]);
+    const schedule = one(dev, "aws:scheduler/schedule:Schedule").inputs as Record<string, any>;
+    expect(schedule.scheduleExpression).toBe("rate(12 hours)");
+    expect(schedule.target.ecsParameters).toMatchObject({ taskCount: 1, launchType: "FARGATE" });
+  });
+
+  it("rate expressions follow the GC interval", () => {
+    expect(rateExpression("1 day")).toBe("rate(1 day)");
+    expect(rateExpression("36h")).toBe("rate(36 hours)");
+    expect(rateExpression("90 min")).toBe("rate(90 minutes)");
+    expect(rateExpression("0s")).toBeUndefined();
+  });
+});
+
+describe("IAM", () => {
+  it("the task role may only read, write and delete chunks and list the bucket", () => {
+    const bucketArn = `arn:aws:s3:::${(parseToml(dev.files["aws/atticd-api-server.toml"]!) as any).storage.bucket}`;
+    expect(policyOf(dev, "aws-ecs-task").Statement).toEqual([
+      {
+        Sid: "AtticChunkObjects",
+        Effect: "Allow",
+        Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+        Resource: [`${bucketArn}/*`],
+      },
+      { Sid: "AtticChunkBucket", Effect: "Allow", Action: ["s3:ListBucket"], Resource: [bucketArn] },
+    ]);
+  });
+
+  it("the execution role may write to its log group and read exactly the database secret", () => {
+    expect(policyOf(dev, "aws-ecs-execution").Statement).toEqual([
+      {
+        Sid: "Logs",
+        Effect: "Allow",
+        Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+        Resource: ["arn:aws:logs:us-east-1:123456789012:log-group:/attic-infra/dev:*"],
+      },
+      {
+        Sid: "DatabasePassword",
+        Effect: "Allow",
+        Action: ["secretsmanager:GetSecretValue"],
+        Resource: [
+          expect.stringMatching(
+            /^arn:aws:secretsmanager:us-east-1:123456789012:secret:aws-database-password-/,
+          ),
+        ],
+      },
+    ]);
+  });
+
+  it("the GC scheduler may run only the GC task, in this cluster, and pass only the two task roles", () => {
+    const [run, pass] = policyOf(dev, "aws-ecs-gc-scheduler").Statement;
+    expect(run).toMatchObject({ Action: ["ecs:RunTask"], Resource: [expect.stringMatching(/aws-ecs-gc/)] });
+    expect(run!.Condition).toEqual({ ArnEquals: { "ecs:cluster": expect.stringMatching(/^arn:aws:ecs:/) } });
+    expect(pass).toMatchObject({
+      Action: ["iam:PassRole"],
+      Resource: [expect.any(String), expect.any(String)],
+    });
+  });
+
+  it("no statement grants s3 or secretsmanager actions on *", () => {
+    for (const p of all(dev, "aws:iam/rolePolicy:RolePolicy")) {
+      for (const st of JSON.parse(p.inputs.policy as string).Statement) {
+        if (st.Action.some((a: string) => /^(s3|secretsmanager):/.test(a)))
+          expect(st.Resource).not.toContain("*");
+      }
+    }
+  });
+});
+
+describe("load balancer, TLS and DNS", () => {
+  it("the ALB keeps idle connections an hour (streamed NAR uploads) and drops invalid headers", () => {
+    expect(one(dev, "aws:lb/loadBalancer:LoadBalancer").inputs).toMatchObject({
+      internal: false,
+      idleTimeout: 3600,
+      dropInvalidHeaderFields: true,
+      accessLogs: expect.objectContaining({ enabled: true }),
+    });
+  });
+
+  it("targets are health-checked with GET / expecting 200 (there is no /v1/healthz)", () => {
+    expect(one(dev, "aws:lb/targetGroup:TargetGroup").inputs).toMatchObject({
+      port: 8080,
+      protocol: "HTTP",
+      targetType: "ip",
+      deregistrationDelay: 30,
+      healthCheck: expect.objectContaining({ path: "/", matcher: "200" }),
+    });
+  });
+
+  it("HTTPS uses a TLS 1.3/1.2 policy; HTTP only redirects to HTTPS", () => {
+    expect(one(dev, "aws:lb/listener:Listener", "aws-lb-https").inputs).toMatchObject({
+      port: 443,
+      protocol: "HTTPS",
+      sslPolicy: "ELBSecurityPolicy-TLS13-1-2-2021-06",
+    });
+    expect(one(dev, "aws:lb/listener:Listener", "aws-lb-http").inputs.defaultActions).toEqual([
+      { type: "redirect", redirect: { protocol: "HTTPS", port: "443", statusCode: "HTTP_301" } },
+    ]);
+  });
+
+  it("the certificate is DNS-validated in the zone, and the host name aliases the ALB", () => {
+    expect(one(dev, "aws:acm/certificate:Certificate").inputs).toMatchObject({
+      domainName: "attic.example.com",
+      validationMethod: "DNS",
+    });
+    expect(one(dev, "aws:route53/record:Record", "aws-tls-alias").inputs).toMatchObject({
+      name: "attic.example.com",
+      type: "A",
+      aliases: [expect.objectContaining({ evaluateTargetHealth: true })],
+    });
+  });
+});
+
+describe("monitoring", () => {
+  it("has the six alarms on one topic, with an email subscription", () => {
+    const alarms = all(dev, "aws:cloudwatch/metricAlarm:MetricAlarm");
+    expect(alarms.map((a) => a.name).sort()).toEqual([
+      "aws-monitoring-alb-unhealthy-targets",
+      "aws-monitoring-api-no-running-task",
+      "aws-monitoring-bucket-size",
+      "aws-monitoring-http-5xx",
+      "aws-monitoring-rds-cpu",
+      "aws-monitoring-rds-free-storage",
+    ]);
+    const topic = fakeAwsId("aws:sns/topic:Topic", "aws-monitoring-alarms");
+    for (const a of alarms) expect(JSON.stringify(a.inputs.alarmActions)).toContain(topic);
+    expect(one(dev, "aws:sns/topicSubscription:TopicSubscription").inputs).toMatchObject({
+      protocol: "email",
+      endpoint: "ops@example.com",
+    });
+  });
+
+  it("alarm thresholds: no task, unhealthy 5 min, 5XX > 10/min, RDS CPU > 80 % for 10 min, < 2 GiB free", () => {
+    const a = (n: string) => one(dev, "aws:cloudwatch/metricAlarm:MetricAlarm", `aws-monitoring-${n}`).inputs;
+    expect(a("api-no-running-task")).toMatchObject({
+      metricName: "RunningTaskCount",
+      threshold: 1,
+      comparisonOperator: "LessThanThreshold",
+    });
+    expect(a("alb-unhealthy-targets")).toMatchObject({ threshold: 0, period: 60, evaluationPeriods: 5 });
+    expect(a("http-5xx")).toMatchObject({ threshold: 10, comparisonOperator: "GreaterThanThreshold" });
+    expect(a("rds-cpu")).toMatchObject({ threshold: 80, period: 300, evaluationPeriods: 2 });
+    expect(a("rds-free-storage")).toMatchObject({
+      threshold: 2 * 1024 ** 3,
+      comparisonOperator: "LessThanThreshold",
+    });
+    expect(a("bucket-size")).toMatchObject({ threshold: 500 * 1024 ** 3 });
+    expect(all(dev, "aws:cloudwatch/dashboard:Dashboard")).toHaveLength(1);
+  });
+});
+
+describe("tags and outputs", () => {
+  it("tags every resource through the provider's defaultTags, with the stack name", () => {
+    expect(one(dev, "pulumi:providers:aws").inputs.defaultTags).toEqual(
+      JSON.stringify({
+        tags: { project: "n3x", team: "embedded", "attic-infra:stack": "dev", "managed-by": "pulumi" },
+      }),
+    );
+  });
+
+  it("exports the endpoint, bucket, database, log group, alarm topic, caches and secret tokens", () => {
+    const out = dev.outputs.aws as Record<string, any>;
+    expect(out.endpoint).toBe("https://attic.example.com/");
+    expect(out.bucketName).toMatch(/^aws-storage-chunks-/);
+    expect(out.databaseEndpoint).toMatch(/\.rds\.amazonaws\.com:5432$/);
+    expect(out.logGroup).toBe("/attic-infra/dev");
+    expect(out.alarmTopicArn).toMatch(/^arn:aws:sns:/);
+    expect(out.caches.n3x).toEqual({
+      substituter: "https://attic.example.com/n3x",
+      publicKey: expect.stringMatching(/^n3x:/),
+    });
+    expect(out.tokens).toBe("[secret]");
+  });
+});
+
+describe("adopting existing infrastructure", () => {
+  let adopt: SynthResult;
+  beforeAll(async () => {
+    const { config } = readStackFile(path.join(ROOT, "test", "fixtures", "Pulumi.adopt.yaml"), "attic-infra");
+    adopt = await synth({ stack: "adopt", config });
+  });
+
+  it("registers no VPC, no RDS instance, no load balancer and no cluster", () => {
+    for (const type of [
+      "aws:ec2/vpc:Vpc",
+      "aws:ec2/subnet:Subnet",
+      "aws:rds/instance:Instance",
+      "aws:secretsmanager/secret:Secret",
+      "aws:lb/loadBalancer:LoadBalancer",
+      "aws:lb/listener:Listener",
+      "aws:ecs/cluster:Cluster",
+      "aws:acm/certificate:Certificate",
+    ]) {
+      expect(all(adopt, type), type).toEqual([]);
+    }
+  });
+
+  it("still wires the rest: a host-header rule on the shared listener, tasks, GC service, database access", () => {
+    expect(one(adopt, "aws:lb/listenerRule:ListenerRule").inputs).toMatchObject({
+      priority: 120,
+      conditions: [{ hostHeader: { values: ["attic.corp.example"] } }],
+    });
+    const svc = one(adopt, "aws:ecs/service:Service", "aws-ecs-api").inputs as Record<string, any>;
+    expect(svc.cluster).toBe("arn:aws:ecs:eu-central-1:123456789012:cluster/shared");
+    expect(svc.networkConfiguration).toMatchObject({
+      subnets: ["subnet-0ccc3333", "subnet-0ddd4444"],
+      assignPublicIp: false,
+    });
+    expect(one(adopt, "aws:ecs/service:Service", "aws-ecs-gc").inputs).toMatchObject({
+      desiredCount: 1,
+      deploymentMinimumHealthyPercent: 0,
+      deploymentMaximumPercent: 100,
+    });
+    expect(all(adopt, "aws:scheduler/schedule:Schedule")).toEqual([]);
+    expect(all(adopt, INGRESS).find((e) => e.inputs.securityGroupId === "sg-0eee5555")?.inputs).toMatchObject(
+      {
+        referencedSecurityGroupId: sgId("aws-sg-tasks"),
+        fromPort: 5433,
+      },
+    );
+    expect(
+      all(adopt, INGRESS).find((e) => e.inputs.securityGroupId === sgId("aws-sg-tasks"))?.inputs,
+    ).toMatchObject({
+      referencedSecurityGroupId: "sg-0fff6666",
+    });
+  });
+
+  it("points atticd at the existing database, with the JSON key of the password secret", () => {
+    const toml = parseToml(adopt.files["aws/atticd-api-server.toml"]!) as Record<string, any>;
+    expect(toml.database.url).toBe(
+      "postgresql://attic_app@shared-pg.corp.internal:5433/attic?sslmode=require",
+    );
+    const c = JSON.parse(
+      one(adopt, "aws:ecs/taskDefinition:TaskDefinition", "aws-ecs-api").inputs
+        .containerDefinitions as string,
+    );
+    expect(c[1].secrets).toEqual([
+      {
+        name: "PGPASSWORD",
+        valueFrom: "arn:aws:secretsmanager:eu-central-1:123456789012:secret:attic-db-AbCdEf:password::",
+      },
+    ]);
+  });
+
+  it("alarms use the shared load balancer's dimension and skip the RDS alarms", () => {
+    const names = all(adopt, "aws:cloudwatch/metricAlarm:MetricAlarm").map((a) => a.name);
+    expect(names).not.toContain("aws-monitoring-rds-cpu");
+    expect(
+      one(adopt, "aws:cloudwatch/metricAlarm:MetricAlarm", "aws-monitoring-alb-unhealthy-targets").inputs
+        .dimensions,
+    ).toMatchObject({ LoadBalancer: "app/shared-alb/50dc6c495c0c9188" });
+  });
+});
