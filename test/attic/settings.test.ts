@@ -99,4 +99,17 @@ describe("synth writes each role's TOML", () => {
     expect(toml).not.toContain(SECRET_MARKER);
     expect(toml).not.toContain("PRIVATE KEY");
   });
+
+  it("aws: api-server and garbage-collector TOML, parseable, known keys only, no secret", async () => {
+    const { files } = await synthExample("dev", true);
+    for (const role of ["api-server", "garbage-collector"]) {
+      const toml = files[`aws/atticd-${role}.toml`]!;
+      const doc = parse(toml) as unknown as AtticSettings;
+      expect(unknownKeys(doc as unknown as Record<string, unknown>)).toEqual([]);
+      expect(doc.database.url).toMatch(/^postgresql:\/\/attic@[^:/]+:5432\/attic\?sslmode=require$/);
+      expect(doc["api-endpoint"]).toBe("https://attic.example.com/");
+      expect(toml).not.toContain(SECRET_MARKER);
+      expect(toml).not.toContain("PRIVATE KEY");
+    }
+  });
 });
