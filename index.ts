@@ -56,6 +56,7 @@ async function main(): Promise<Record<string, unknown>> {
     const site = new OfficeSite("office", { attic: config.attic, office: config.office, signingKey });
     outputs.office = {
       endpoint: site.endpoint,
+      modulePath: site.modulePath,
       caches: site.caches,
       tokens: site.tokens,
       nixConf: site.nixConf,

@@ -735,6 +735,11 @@ const listen = z
     error: (i) => `${show(i.input)} has an invalid port`,
   });
 
+/** Written unquoted into a systemd EnvironmentFile: keep to the characters keys are made of. */
+const s3Credential = z
+  .string()
+  .regex(/^[A-Za-z0-9+/=_.-]+$/, { error: "is not an S3 key (letters, digits, + / = _ . - only)" });
+
 const officeStorage = z
   .strictObject({
     path: absPath("the storage directory").optional(),
@@ -747,8 +752,8 @@ const officeStorage = z
         /** S3-compatible endpoint (Backblaze B2, MinIO, ...); forces path-style addressing. */
         endpoint: z.url({ error: (i) => `${show(i.input)} is not a URL` }).optional(),
         /** Secret: `pulumi config set --secret --path office.storage.s3.accessKeyId`. */
-        accessKeyId: z.string().min(1).optional(),
-        secretAccessKey: z.string().min(1).optional(),
+        accessKeyId: s3Credential.optional(),
+        secretAccessKey: s3Credential.optional(),
       })
       .superRefine((s, ctx) => {
         if ((s.accessKeyId === undefined) !== (s.secretAccessKey === undefined))
@@ -762,6 +767,13 @@ const officeStorage = z
         code: "custom",
         path: ["s3"],
         message: "cannot be combined with path/device; choose local or S3 storage",
+      });
+    // atticd runs with systemd's DynamicUser: it can only own files inside its state directory.
+    if (s.path !== undefined && !s.path.startsWith("/var/lib/atticd/"))
+      ctx.addIssue({
+        code: "custom",
+        path: ["path"],
+        message: `${show(s.path)} is outside /var/lib/atticd/, where atticd (a systemd DynamicUser) can write; use a path below it (mount a device there with storage.device)`,
       });
   })
   .transform((s) =>
@@ -779,6 +791,8 @@ export const officeSchema = z
     storage: officeStorage.prefault({}),
     /** Seconds after which an unconfirmed switch rolls itself back. */
     rollbackTimeoutSeconds: int("seconds", 60, 3600).default(180),
+    /** Limit for `nixos-rebuild build`, which runs before the rollback window opens. */
+    buildTimeoutSeconds: int("seconds", 60, 86400).default(1800),
     /** `<flake dir>#<host>` for flake-based hosts, e.g. /etc/nixos#attic-cache. Unset: /etc/nixos/configuration.nix. */
     flake: z
       .string()
