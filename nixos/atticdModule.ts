@@ -35,7 +35,7 @@ export function backupScript(backup: { dir: string; keep: number }): string {
     '  echo "no atticd database yet; nothing to back up"',
     "  exit 0",
     "fi",
-    'stamp=$(date -u +%Y%m%dT%H%M%SZ)',
+    "stamp=$(date -u +%Y%m%dT%H%M%SZ)",
     `sqlite3 ${shellQuote(SQLITE_DATABASE)} ".backup '$dir/server-$stamp.db'"`,
     `ls -1t "$dir"/server-*.db | tail -n +${backup.keep + 1} | xargs -r rm -f --`,
     'echo "backed up to $dir/server-$stamp.db"',

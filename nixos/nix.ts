@@ -14,7 +14,8 @@ export function nixExpr(text: string): NixExpr {
   return new NixExpr(text);
 }
 
-export type NixValue = string | number | boolean | NixExpr | NixValue[] | { [key: string]: NixValue | undefined };
+export type NixValue =
+  string | number | boolean | NixExpr | NixValue[] | { [key: string]: NixValue | undefined };
 
 const KEYWORDS = new Set(["if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or"]);
 
@@ -50,7 +51,9 @@ function nixIndentedString(s: string, indent: string): string | undefined {
   // Nix drops the common indentation of non-empty lines: one must start at column 0.
   if (!lines.some((l) => l.length > 0 && !l.startsWith(" "))) return undefined;
   if (lines[0]!.trim() === "") return undefined;
-  const escaped = lines.map((l) => (l === "" ? "" : indent + l.replace(/''/g, "'''").replace(/\$\{/g, "''${")));
+  const escaped = lines.map((l) =>
+    l === "" ? "" : indent + l.replace(/''/g, "'''").replace(/\$\{/g, "''${"),
+  );
   return `''\n${escaped.join("\n")}${trailingNewline ? `\n${indent.slice(2)}''` : "''"}`;
 }
 
@@ -62,7 +65,8 @@ export function toNix(value: NixValue | undefined | null, indent = ""): string {
   if (typeof value === "string") return nixIndentedString(value, `${indent}  `) ?? nixString(value);
   if (typeof value === "boolean") return value ? "true" : "false";
   if (typeof value === "number") {
-    if (!Number.isSafeInteger(value)) throw new Error(`${value} is not an integer; the generated Nix holds integers only`);
+    if (!Number.isSafeInteger(value))
+      throw new Error(`${value} is not an integer; the generated Nix holds integers only`);
     return value < 0 ? `(${value})` : String(value);
   }
   const inner = `${indent}  `;
