@@ -5,6 +5,7 @@
 
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { nixConfSnippet } from "./components/attic/server";
 import { tokenSigningKey } from "./components/attic/signingKey";
 import { AwsSite } from "./components/aws/site";
 import { MikrotikSwitch } from "./components/mikrotik/switch";
@@ -28,6 +29,7 @@ async function main(): Promise<Record<string, unknown>> {
   const outputs: Record<string, unknown> = { sites: config.sites };
   const signingKey = config.attic ? tokenSigningKey() : undefined;
 
+  let awsSite: AwsSite | undefined;
   if (config.aws && config.attic && signingKey) {
     const provider = new aws.Provider("aws", {
       ...(config.awsRegion ? { region: config.awsRegion as aws.Region } : {}),
@@ -35,11 +37,11 @@ async function main(): Promise<Record<string, unknown>> {
         tags: { ...config.aws.tags, "attic-infra:stack": pulumi.getStack(), "managed-by": "pulumi" },
       },
     });
-    const site = new AwsSite(
+    const site = (awsSite = new AwsSite(
       "aws",
       { attic: config.attic, aws: config.aws, signingKey },
       { providers: { aws: provider } },
-    );
+    ));
     outputs.aws = {
       endpoint: site.endpoint,
       bucketName: site.bucketName,
@@ -59,7 +61,12 @@ async function main(): Promise<Record<string, unknown>> {
       modulePath: site.modulePath,
       caches: site.caches,
       tokens: site.tokens,
-      nixConf: site.nixConf,
+      // On the LAN the office cache comes first; the AWS one (same stack) is the fallback.
+      nixConf: awsSite
+        ? pulumi
+            .all([site.caches, awsSite.caches])
+            .apply(([office, cloud]) => nixConfSnippet([...Object.values(office), ...Object.values(cloud)]))
+        : site.nixConf,
       netrc: site.netrc,
     };
   }

@@ -24,20 +24,30 @@ export interface ModuleOptions {
   stack: string;
 }
 
-/** The daily backup: sqlite3's online .backup (consistent while atticd runs), keep the newest N. */
-export function backupScript(backup: { dir: string; keep: number }): string {
+/**
+ * The daily backup: sqlite3's online .backup (consistent while atticd runs), keeping the newest
+ * `keep` files. Backup names sort by time, so the shell's sorted glob lists the oldest first.
+ */
+export function backupScript(backup: { dir: string; keep: number }, database = SQLITE_DATABASE): string {
   return [
     "set -eu",
     `dir=${shellQuote(backup.dir)}`,
+    `db=${shellQuote(database)}`,
     'mkdir -p "$dir"',
     'chmod 0700 "$dir"',
-    `if [ ! -f ${shellQuote(SQLITE_DATABASE)} ]; then`,
+    'if [ ! -f "$db" ]; then',
     '  echo "no atticd database yet; nothing to back up"',
     "  exit 0",
     "fi",
     "stamp=$(date -u +%Y%m%dT%H%M%SZ)",
-    `sqlite3 ${shellQuote(SQLITE_DATABASE)} ".backup '$dir/server-$stamp.db'"`,
-    `ls -1t "$dir"/server-*.db | tail -n +${backup.keep + 1} | xargs -r rm -f --`,
+    `sqlite3 "$db" ".backup '$dir/server-$stamp.db'"`,
+    'set -- "$dir"/server-*.db',
+    `remove=$(($# - ${backup.keep}))`,
+    'for old in "$@"; do',
+    '  [ "$remove" -gt 0 ] || break',
+    '  rm -f -- "$old"',
+    "  remove=$((remove - 1))",
+    "done",
     'echo "backed up to $dir/server-$stamp.db"',
     "",
   ].join("\n");

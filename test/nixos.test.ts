@@ -5,12 +5,12 @@
  * are the ones nixpkgs' services.atticd declares (checked against its source by hand).
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { beforeAll, describe, expect, it } from "vitest";
-import { atticdModule, moduleConfig, removedModule } from "../nixos/atticdModule";
+import { atticdModule, backupScript, moduleConfig, removedModule } from "../nixos/atticdModule";
 import { NixExpr, type NixValue, nixAttrName, nixExpr, nixString, toNix } from "../nixos/nix";
 import { type SynthResult, synth } from "./synth/harness";
 import { SECRET_MARKER } from "./synth/mocks";
@@ -200,8 +200,8 @@ describe.skipIf(!haveTool("nix-instantiate"))("the office example's module (synt
     const text = office.files["office/atticd.nix"]!;
     expect(evalModule(text, "systemd.timers.atticd-backup.timerConfig.OnCalendar")).toBe("daily");
     const script = evalModule(text, "systemd.services.atticd-backup.script") as string;
-    expect(script).toContain(`sqlite3 '/var/lib/atticd/server.db' ".backup '$dir/server-$stamp.db'"`);
-    expect(script).toContain("tail -n +15");
+    expect(script).toBe(backupScript({ dir: "/var/backup/atticd", keep: 14 }));
+    expect(script).toContain(`db='/var/lib/atticd/server.db'`);
   });
 
   it("holds no secret: no signing key, no fake secret marker", () => {
@@ -239,5 +239,41 @@ describe.skipIf(!haveTool("nix-instantiate"))("the office example's module (synt
         `builtins.hasAttr "fileSystems" (import ${nixFile(r.files["office/atticd.nix"]!)} { pkgs = ${PKGS_STUB}; })`,
       ),
     ).toBe(false);
+  });
+});
+
+describe.skipIf(!haveTool("sqlite3"))("the SQLite backup script, run for real", () => {
+  it("copies a consistent database with sqlite3 .backup and keeps only the newest backups", () => {
+    const work = mkdtempSync(path.join(tmpdir(), "backup-"));
+    const db = path.join(work, "server.db");
+    execFileSync("sqlite3", [
+      db,
+      "create table cache (name text, keypair text); insert into cache values ('n3x', 'key');",
+    ]);
+    const backups = path.join(work, "backups");
+    execFileSync("mkdir", ["-p", backups]);
+    for (const day of ["20200101", "20200102", "20200103"])
+      writeFileSync(path.join(backups, `server-${day}T000000Z.db`), "old");
+    const out = execFileSync("sh", ["-c", backupScript({ dir: backups, keep: 2 }, db)], { encoding: "utf8" });
+    expect(out).toMatch(/^backed up to .*server-\d{8}T\d{6}Z\.db\n$/);
+    const kept = readdirSync(backups).sort();
+    expect(kept).toHaveLength(2);
+    expect(kept[0]).toBe("server-20200103T000000Z.db");
+    const copy = path.join(backups, kept[1]!);
+    expect(execFileSync("sqlite3", [copy, "select name, keypair from cache"], { encoding: "utf8" })).toBe(
+      "n3x|key\n",
+    );
+  });
+
+  it("does nothing before atticd has created its database", () => {
+    const work = mkdtempSync(path.join(tmpdir(), "backup-"));
+    const out = execFileSync(
+      "sh",
+      ["-c", backupScript({ dir: path.join(work, "b"), keep: 2 }, path.join(work, "none.db"))],
+      {
+        encoding: "utf8",
+      },
+    );
+    expect(out).toBe("no atticd database yet; nothing to back up\n");
   });
 });

@@ -9,7 +9,7 @@
  * travels only on stdin. Not proven: @pulumi/command's provider itself (its binary is not here:
  * we run the same `create` text and `stdin` with OpenSSH), and a real NixOS switch.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -20,6 +20,7 @@ import {
   defaultPaths,
   deployId,
   preflightScript,
+  rollbackScript,
   sha256,
   switchScript,
   teardownScript,
@@ -31,6 +32,8 @@ import { TestSshd } from "./support/sshd";
 import { haveTool } from "./support/tools";
 import { exampleConfig, synthExample } from "./support/stacks";
 import { loadConfig } from "../config/load";
+import { backupScript } from "../nixos/atticdModule";
+import { synth } from "./synth/harness";
 
 const SECRET = "SYNTHSECRET-office-signing-key-0f1e2d3c";
 const ENV = `ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from(SECRET).toString("base64")}\n`;
@@ -268,6 +271,33 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
       expect(r.stderr).toMatch(/attic-infra: nixos-rebuild not found on .*: this is not a NixOS host/);
     });
 
+    it("flake hosts in git: the switch adds the module to the index, so the flake build sees it", () => {
+      const flakeDir = host.paths.configDir;
+      spawnSync("git", ["-C", flakeDir, "init", "-q"]);
+      const module = MODULE_V1;
+      const moduleSha256 = sha256(module);
+      const envSha256 = sha256(ENV);
+      run(uploadModuleScript(host.paths), module);
+      run(uploadEnvScript(host.paths), ENV);
+      const r = run(
+        switchScript({
+          paths: host.paths,
+          flake: `${flakeDir}#attic-cache`,
+          stack: "test",
+          moduleSha256,
+          envSha256,
+          rollbackTimeoutSeconds: ROLLBACK_SECONDS,
+          buildTimeoutSeconds: 60,
+          healthUrl,
+        }),
+      );
+      expect(r.status, r.stderr).toBe(0);
+      expect(host.calls()[0]).toBe(`nixos-rebuild build --flake ${flakeDir}#attic-cache`);
+      expect(spawnSync("git", ["-C", flakeDir, "ls-files"], { encoding: "utf8" }).stdout).toContain(
+        "attic-infra/atticd.nix",
+      );
+    });
+
     it("teardown empties the module and switches, keeps atticd's state, removes the key", () => {
       const { s } = deployWithoutConfirm(MODULE_V1);
       run(s.confirm);
@@ -301,5 +331,98 @@ describe("the office stack's scripts (synth)", () => {
     expect(environmentFile("PEM", office)).toBe(
       `ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from("PEM").toString("base64")}\n`,
     );
+  });
+
+  it("every remote step pins the host key from config, and the secret step logs nothing", async () => {
+    const r = await synthExample("office", true);
+    const commands = r.resources.filter((e) => e.type === "command:remote:Command");
+    expect(commands.map((c) => c.name)).toEqual([
+      "office-host",
+      "office-module",
+      "office-env",
+      "office-switch",
+      "office-confirm",
+    ]);
+    const office = loadConfig(exampleConfig("office")).config.office!;
+    for (const c of commands) {
+      expect(c.inputs.connection).toMatchObject({
+        host: "10.0.0.10",
+        port: 22,
+        user: "root",
+        hostKey: office.hostKey,
+      });
+    }
+    const env = commands.find((c) => c.name === "office-env")!;
+    expect(env.inputs.logging).toBe("none");
+    expect(env.options.additionalSecretOutputs).toEqual(expect.arrayContaining(["stdout", "stderr"]));
+    expect(env.inputs.create).not.toContain("ATTIC_SERVER_TOKEN");
+    expect(env.inputs).not.toHaveProperty("environment");
+    expect(String(env.inputs.stdin)).toMatch(/^ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=[A-Za-z0-9+/]+=*\n$/);
+    const hidden = await synthExample("office");
+    expect(hidden.resources.find((e) => e.name === "office-env")!.inputs.stdin).toBe("[secret]");
+  });
+
+  it("each step's triggers are content hashes; confirm is its own resource after the switch", async () => {
+    const r = await synthExample("office");
+    const byName = (n: string) => r.resources.find((e) => e.name === n)!;
+    expect(byName("office-module").inputs.triggers).toEqual([sha256(r.files["office/atticd.nix"]!)]);
+    expect(byName("office-env").inputs.triggers).toEqual([expect.stringMatching(/^[0-9a-f]{64}$/)]);
+    expect(byName("office-switch").inputs.triggers).toEqual([expect.stringMatching(/^[0-9a-f]{32}$/)]);
+    expect(byName("office-confirm").inputs.triggers).toEqual(byName("office-switch").inputs.triggers);
+    expect(byName("office-confirm").options.dependsOn).toEqual([byName("office-switch").urn]);
+    expect(byName("office-host").inputs).not.toHaveProperty("triggers");
+    expect(byName("office-host").inputs.delete).toBe(r.files["office/scripts/teardown.sh"]);
+  });
+
+  it("a stack without hostKey and without insecureIgnoreHostKey is refused before deploying", () => {
+    const config = exampleConfig("office");
+    const office = JSON.parse(config["attic-infra:office"]!);
+    delete office.hostKey;
+    config["attic-infra:office"] = JSON.stringify(office);
+    expect(() => loadConfig(config)).toThrow(/attic-infra:office\.hostKey: is required/);
+  });
+
+  it("flake hosts: the module lives in the flake, rebuilds use --flake, and the module is staged in git", async () => {
+    const config = exampleConfig("office");
+    const office = JSON.parse(config["attic-infra:office"]!);
+    office.flake = "/etc/nixos#attic-cache";
+    config["attic-infra:office"] = JSON.stringify(office);
+    const { files } = await synth({ stack: "office", config });
+    expect(files["office/scripts/3-switch.sh"]).toContain(
+      "nixos-rebuild switch --flake '/etc/nixos#attic-cache'",
+    );
+    expect(files["office/scripts/3-switch.sh"]).toContain(
+      "nixos-rebuild build --flake '/etc/nixos#attic-cache'",
+    );
+    expect(files["office/scripts/3-switch.sh"]).toContain('git -C "$CONFIG_DIR"');
+  });
+});
+
+describe.skipIf(!haveTool("shellcheck"))("shellcheck", () => {
+  it("passes every generated shell script: remote steps, rollback and backup scripts", async () => {
+    const { files } = await synthExample("office", true);
+    const scripts = Object.entries(files).filter(([f]) => f.endsWith(".sh"));
+    expect(scripts.length).toBeGreaterThanOrEqual(5);
+    const extra: Array<[string, string]> = [
+      ["rollback.sh", rollbackScript(defaultPaths(), "41")],
+      ["backup.sh", `#!/bin/sh\n${backupScript({ dir: "/var/backup/atticd", keep: 14 })}`],
+      [
+        "teardown-flake.sh",
+        teardownScript({
+          paths: defaultPaths("/etc/nixos#h"),
+          flake: "/etc/nixos#h",
+          stack: "s",
+          timeoutSeconds: 60,
+        }),
+      ],
+    ];
+    const dir = mkdtempSync(path.join(tmpdir(), "shellcheck-"));
+    for (const [name, text] of [...scripts, ...extra]) {
+      const file = path.join(dir, path.basename(name));
+      writeFileSync(file, text);
+      const r = spawnSync("shellcheck", ["--shell=sh", "--severity=info", file], { encoding: "utf8" });
+      expect(r.stdout, name).toBe("");
+      expect(r.status, name).toBe(0);
+    }
   });
 });

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
-import { exampleBlocks, exampleConfig, ROOT, synthExample, toYaml } from "./support/stacks";
+import { exampleBlocks, exampleConfig, ROOT, synthExample, toConfigMap, toYaml } from "./support/stacks";
 import { type SynthResult, synth } from "./synth/harness";
 import { makeMocks } from "./synth/mocks";
 
@@ -55,6 +55,24 @@ describe("site selection", () => {
       "leases",
       "vlanId",
     ]);
+  });
+});
+
+describe("a stack with both the aws and office sites", () => {
+  it("the office nix.conf snippet lists the office cache first, then the AWS one", async () => {
+    const dev = exampleBlocks("dev") as Record<string, any>;
+    const off = exampleBlocks("office") as Record<string, any>;
+    const both = toConfigMap({
+      ...dev,
+      "attic-infra:office": off["attic-infra:office"],
+      "attic-infra:sites": ["aws", "office"],
+    });
+    const r = await synth({ stack: "both", config: both });
+    const nixConf = (r.outputs.office as { nixConf: string }).nixConf;
+    expect(nixConf.split("\n")[0]).toBe(
+      "extra-substituters = http://attic.lan:8080/n3x https://attic.example.com/n3x",
+    );
+    expect(r.resources.filter((e) => e.type === "tls:index/privateKey:PrivateKey")).toHaveLength(1);
   });
 });
 

@@ -111,19 +111,11 @@ as_root mv -f "$tmp" "${dirVar}/${name}.next"
 }
 
 /** Step a: stage the module (stdin) beside the live one. */
-export function uploadModuleScript(p: HostPaths, flake?: string): string {
+export function uploadModuleScript(p: HostPaths): string {
   return withPrelude(
     p,
     "stage the atticd module",
-    `${stageFromStdin("$MODULE_DIR", "atticd.nix", "0644", false)}${
-      flake
-        ? `# A flake in a git repository ignores untracked files: stage the module in git.
-if [ -d "$CONFIG_DIR/.git" ]; then
-  as_root git -C "$CONFIG_DIR" -c safe.directory="$CONFIG_DIR" add --intent-to-add -- attic-infra/atticd.nix attic-infra/atticd.nix.next >/dev/null 2>&1 || true
-fi
-`
-        : ""
-    }echo "staged $MODULE_DIR/atticd.nix.next ($(as_root sha256sum "$MODULE_DIR/atticd.nix.next" | cut -c1-12))"
+    `${stageFromStdin("$MODULE_DIR", "atticd.nix", "0644", false)}echo "staged $MODULE_DIR/atticd.nix.next ($(as_root sha256sum "$MODULE_DIR/atticd.nix.next" | cut -c1-12))"
 `,
   );
 }
@@ -220,7 +212,16 @@ ${promote(
   "atticd.nix",
   `# shellcheck disable=SC2016 # literal text, expanded nowhere
 printf '%s' ${shellQuote(removedModule(o.stack))} | as_root tee "$MODULE_DIR/atticd.nix.previous" >/dev/null`,
-)}${promote("$STATE", "atticd.env", 'as_root rm -f "$STATE/atticd.env.previous"')}
+)}${promote("$STATE", "atticd.env", 'as_root rm -f "$STATE/atticd.env.previous"')}${
+      o.flake
+        ? `# A flake in a git repository ignores untracked files.
+if [ -d "$CONFIG_DIR/.git" ]; then
+  as_root git -C "$CONFIG_DIR" -c safe.directory="$CONFIG_DIR" add --intent-to-add -- attic-infra/atticd.nix \\
+    || fail "could not add attic-infra/atticd.nix to the flake's git repository in $CONFIG_DIR"
+fi
+`
+        : ""
+    }
 # The rollback script, then the timer that runs it unless the confirm step stops it.
 # shellcheck disable=SC2016 # literal text, expanded nowhere
 printf '%s' ${shellQuote(rollbackScript(o.paths, "GENERATION"))} | sed "s/GENERATION/$generation/g" | as_root tee "$STATE/rollback.sh" >/dev/null

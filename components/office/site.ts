@@ -113,7 +113,7 @@ export class OfficeSite extends pulumi.ComponentResource {
       perDialTimeout: 15,
     };
 
-    const uploadModule = uploadModuleScript(paths, office.flake);
+    const uploadModule = uploadModuleScript(paths);
     const uploadEnv = uploadEnvScript(paths);
     const teardown = teardownScript({
       paths,
