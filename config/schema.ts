@@ -862,6 +862,8 @@ export const mikrotikSchema = z
         error: (i) => `${show(i.input)} is not an address range (10.0.0.100-10.0.0.199)`,
       }),
       leaseTime: routerosTime.default("1d"),
+      /** The DNS domain DHCP hands out. */
+      domain: dnsName.default("lan"),
       leases: z.array(z.strictObject({ name: dnsName, mac, address: ipv4 })).default([]),
     }),
     dns: z
