@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // The SSH-based files spend most of their time waiting on connections: two workers on two cores.
+    maxWorkers: 2,
     reporters: ["default", "./test/support/summaryReporter.ts"],
   },
 });
