@@ -47,6 +47,7 @@ async function main(): Promise<Record<string, unknown>> {
       bucketName: site.bucketName,
       databaseEndpoint: site.databaseEndpoint,
       logGroup: site.logGroup,
+      gcRunTask: site.gcRunTask,
       alarmTopicArn: site.alarmTopicArn,
       caches: site.caches,
       tokens: site.tokens,

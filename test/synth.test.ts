@@ -44,6 +44,7 @@ describe("site selection", () => {
       "caches",
       "databaseEndpoint",
       "endpoint",
+      "gcRunTask",
       "logGroup",
       "netrc",
       "nixConf",

@@ -69,6 +69,14 @@ export class Service extends pulumi.ComponentResource {
   /** The api service: once it is steady, the server answers. */
   public readonly apiService: aws.ecs.Service;
   public readonly executionRoleArn: pulumi.Output<string>;
+  /** What `aws ecs run-task` needs to run garbage collection by hand (docs/runbooks.md). */
+  public readonly gcRunTask: pulumi.Output<{
+    cluster: string;
+    taskDefinition: string;
+    subnets: string[];
+    securityGroups: string[];
+    assignPublicIp: boolean;
+  }>;
   public readonly taskRoleArn: pulumi.Output<string>;
 
   constructor(name: string, args: ServiceArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -287,6 +295,20 @@ export class Service extends pulumi.ComponentResource {
     const gcMode = site.gc === "service" ? "garbage-collector" : "garbage-collector-once";
     const gcTask = taskDefinition("gc", [container("gc", gcMode, { essential: true })]);
     this.gcTaskDefinitionArn = gcTask.arn;
+    this.gcRunTask = pulumi
+      .all([
+        this.clusterArn,
+        gcTask.family,
+        pulumi.output(args.subnetIds),
+        pulumi.output(args.securityGroupId),
+      ])
+      .apply(([cluster, family, subnets, sg]) => ({
+        cluster,
+        taskDefinition: family,
+        subnets,
+        securityGroups: [sg],
+        assignPublicIp: args.assignPublicIp,
+      }));
     if (site.gc === "service") {
       new aws.ecs.Service(
         `${name}-gc`,

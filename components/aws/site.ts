@@ -29,6 +29,7 @@ export class AwsSite extends pulumi.ComponentResource {
   public readonly bucketName: pulumi.Output<string>;
   public readonly databaseEndpoint: pulumi.Output<string>;
   public readonly logGroup: pulumi.Output<string>;
+  public readonly gcRunTask: Service["gcRunTask"];
   public readonly alarmTopicArn: pulumi.Output<string>;
   public readonly caches: pulumi.Output<Record<string, CacheOutput>>;
   public readonly tokens: pulumi.Output<Record<string, string>>;
@@ -153,6 +154,7 @@ export class AwsSite extends pulumi.ComponentResource {
     this.bucketName = storage.bucketName;
     this.databaseEndpoint = pulumi.interpolate`${database.host}:${database.port}`;
     this.logGroup = service.logGroupName;
+    this.gcRunTask = service.gcRunTask;
     this.alarmTopicArn = monitoring.topicArn;
     this.caches = server.caches;
     this.tokens = server.tokens;
