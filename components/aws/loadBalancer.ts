@@ -9,6 +9,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { AwsConfig } from "../../config/schema";
 import { ATTIC_PORT } from "./securityGroups";
+import { denyInsecureTransport, makePrivate } from "./storage";
 
 export interface LoadBalancerArgs {
   loadBalancer: AwsConfig["loadBalancer"];
@@ -168,22 +169,7 @@ function accessLogBucket(
   const child = { parent };
   // Logs are not the cache: the bucket may be emptied on delete.
   const bucket = new aws.s3.Bucket(name, { forceDestroy: true }, child);
-  new aws.s3.BucketOwnershipControls(
-    name,
-    { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } },
-    child,
-  );
-  new aws.s3.BucketPublicAccessBlock(
-    name,
-    {
-      bucket: bucket.id,
-      blockPublicAcls: true,
-      blockPublicPolicy: true,
-      ignorePublicAcls: true,
-      restrictPublicBuckets: true,
-    },
-    child,
-  );
+  makePrivate(name, bucket.id, parent);
   // ALB access logs support SSE-S3 only.
   new aws.s3.BucketServerSideEncryptionConfiguration(
     name,
@@ -220,14 +206,7 @@ function accessLogBucket(
             Action: "s3:PutObject",
             Resource: pulumi.interpolate`${bucket.arn}/alb/AWSLogs/*`,
           },
-          {
-            Sid: "DenyInsecureTransport",
-            Effect: "Deny",
-            Principal: "*",
-            Action: "s3:*",
-            Resource: [bucket.arn, pulumi.interpolate`${bucket.arn}/*`],
-            Condition: { Bool: { "aws:SecureTransport": "false" } },
-          },
+          denyInsecureTransport(bucket.arn),
         ],
       }),
     },

@@ -23,6 +23,38 @@ export interface ChunkStorageArgs {
 /** S3 never tiers objects under 128 KiB to Intelligent-Tiering (they would be billed as 128 KiB). */
 export const TIERING_MIN_OBJECT_BYTES = 128 * 1024;
 
+/** Owner-enforced (no ACLs) and every public access block on: a bucket nobody outside can reach. */
+export function makePrivate(name: string, bucket: pulumi.Input<string>, parent: pulumi.Resource): void {
+  new aws.s3.BucketOwnershipControls(
+    name,
+    { bucket, rule: { objectOwnership: "BucketOwnerEnforced" } },
+    { parent },
+  );
+  new aws.s3.BucketPublicAccessBlock(
+    name,
+    {
+      bucket,
+      blockPublicAcls: true,
+      blockPublicPolicy: true,
+      ignorePublicAcls: true,
+      restrictPublicBuckets: true,
+    },
+    { parent },
+  );
+}
+
+/** The bucket policy statement refusing every request that does not use TLS. */
+export function denyInsecureTransport(bucketArn: pulumi.Input<string>) {
+  return {
+    Sid: "DenyInsecureTransport",
+    Effect: "Deny",
+    Principal: "*",
+    Action: "s3:*",
+    Resource: [bucketArn, pulumi.interpolate`${bucketArn}/*`],
+    Condition: { Bool: { "aws:SecureTransport": "false" } },
+  };
+}
+
 export class ChunkStorage extends pulumi.ComponentResource {
   public readonly bucket: aws.s3.Bucket;
   public readonly bucketName: pulumi.Output<string>;
@@ -44,22 +76,7 @@ export class ChunkStorage extends pulumi.ComponentResource {
     this.bucketArn = this.bucket.arn;
     const bucket = this.bucket.id;
 
-    new aws.s3.BucketOwnershipControls(
-      `${name}-chunks`,
-      { bucket, rule: { objectOwnership: "BucketOwnerEnforced" } },
-      child,
-    );
-    new aws.s3.BucketPublicAccessBlock(
-      `${name}-chunks`,
-      {
-        bucket,
-        blockPublicAcls: true,
-        blockPublicPolicy: true,
-        ignorePublicAcls: true,
-        restrictPublicBuckets: true,
-      },
-      child,
-    );
+    makePrivate(`${name}-chunks`, bucket, this);
     new aws.s3.BucketServerSideEncryptionConfiguration(
       `${name}-chunks`,
       {
@@ -88,16 +105,7 @@ export class ChunkStorage extends pulumi.ComponentResource {
         bucket,
         policy: pulumi.jsonStringify({
           Version: "2012-10-17",
-          Statement: [
-            {
-              Sid: "DenyInsecureTransport",
-              Effect: "Deny",
-              Principal: "*",
-              Action: "s3:*",
-              Resource: [this.bucketArn, pulumi.interpolate`${this.bucketArn}/*`],
-              Condition: { Bool: { "aws:SecureTransport": "false" } },
-            },
-          ],
+          Statement: [denyInsecureTransport(this.bucketArn)],
         }),
       },
       child,

@@ -1,5 +1,4 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
-import { createServer } from "node:net";
 import * as pulumi from "@pulumi/pulumi";
 // @ts-expect-error: no type declarations; a dependency of @pulumi/pulumi.
 import requireFromString from "require-from-string";
@@ -15,6 +14,7 @@ import {
   updateCache,
 } from "../../components/attic/cacheProvider";
 import { FakeAtticd } from "../support/fakeAtticd";
+import { freePort } from "../support/sshd";
 import { FIXTURE_SIGNING_KEY_PEM } from "../synth/mocks";
 
 const PUBLIC_KEY = createPublicKey(createPrivateKey(FIXTURE_SIGNING_KEY_PEM))
@@ -48,14 +48,6 @@ function inputs(endpoint: string, overrides: Partial<CacheProviderInputs> = {}):
     retryIntervalSeconds: 0.1,
     ...overrides,
   };
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 describe("creating a cache", () => {
