@@ -5,7 +5,9 @@
  * `pulumi.runtime.allConfig()` before it registers any resource.
  */
 import type { z } from "zod";
+import { expiry } from "../components/attic/tokens";
 import {
+  EITHER_BLOCKS,
   type AtticConfig,
   type AwsConfig,
   atticSchema,
@@ -97,7 +99,18 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 
 /** The keys a strict object accepts, for "did you mean" help on a typo. */
 function knownKeysAt(block: string, path: readonly PropertyKey[]): string[] | undefined {
-  let schema: unknown = BLOCKS[block as BlockName];
+  const either = EITHER_BLOCKS[[block, ...path].join(".")];
+  if (either) return [...(objectKeys(either[0]) ?? []), "existing"];
+  if (path.at(-1) === "existing") {
+    const parent = EITHER_BLOCKS[[block, ...path.slice(0, -1)].join(".")];
+    if (parent) return objectKeys(parent[1]);
+  }
+  return objectKeys(BLOCKS[block as BlockName], path);
+}
+
+/** The keys of the object schema at `path` inside `root` (through defaults, optionals, pipes). */
+export function objectKeys(root: unknown, path: readonly PropertyKey[] = []): string[] | undefined {
+  let schema: unknown = root;
   for (const p of [...path, null]) {
     // Unwrap defaults, optionals, pipes and refinements down to an object or array.
     for (let i = 0; i < 10; i++) {
@@ -108,7 +121,9 @@ function knownKeysAt(block: string, path: readonly PropertyKey[]): string[] | un
     }
     const def = (schema as { _zod: { def: Record<string, unknown> } })._zod.def;
     if (p === null) {
-      return def.type === "object" ? Object.keys(def.shape as object) : undefined;
+      return def.type === "object" && Object.keys(def.shape as object).length > 0
+        ? Object.keys(def.shape as object)
+        : undefined;
     }
     if (def.type === "object") schema = (def.shape as Record<string, unknown>)[String(p)];
     else if (def.type === "array") schema = def.element;
@@ -205,6 +220,18 @@ export function loadConfig(raw: Record<string, string>): LoadedConfig {
   parsed.mikrotik?.dns.records.forEach((r, i) => {
     if (r.name.toLowerCase().endsWith(".local"))
       mdns(keyPath("mikrotik", ["dns", "records", i, "name"]), r.name);
+  });
+
+  const now = Date.now();
+  parsed.attic?.tokens.forEach((t, i) => {
+    const exp = expiry(t.validUntil) * 1000;
+    const where = keyPath("attic", ["tokens", i, "validUntil"]);
+    if (exp <= now)
+      warnings.push(
+        `${where}: token ${t.name} expired on ${t.validUntil}; atticd treats it as anonymous. Set a later date`,
+      );
+    else if (exp - now < 30 * 86_400_000)
+      warnings.push(`${where}: token ${t.name} expires on ${t.validUntil}, within 30 days`);
   });
 
   if (problems.length > 0) throw new ConfigError(problems);

@@ -441,7 +441,7 @@ const networkSchema = z
         },
   );
 
-const dedicatedDatabase = z
+export const dedicatedDatabase = z
   .strictObject({
     instanceClass: z
       .string()
@@ -471,7 +471,7 @@ const dedicatedDatabase = z
       });
   });
 
-const existingDatabase = z.strictObject({
+export const existingDatabase = z.strictObject({
   host: hostOrIp,
   port: int("a TCP port", 1, 65535).default(5432),
   name: nonEmpty("a database name"),
@@ -490,24 +490,29 @@ const existingDatabase = z.strictObject({
     .optional(),
 });
 
-const databaseSchema = z
-  .strictObject({ existing: existingDatabase.optional() })
-  .catchall(z.unknown())
-  .transform((raw, ctx) => {
-    const { existing, ...rest } = raw;
-    if (existing !== undefined) {
-      for (const k of Object.keys(rest))
-        ctx.addIssue({ code: "custom", path: [k], message: "cannot be combined with existing; remove one" });
-      return { mode: "existing" as const, ...existing };
-    }
-    const parsed = dedicatedDatabase.safeParse(rest);
+/**
+ * A block that either describes what the program creates, or holds `existing: {...}` to adopt
+ * something that exists. Each shape is strict on its own, so a typo or a mix of both is reported
+ * as an unknown key with the keys that are allowed there.
+ */
+function dedicatedOrExisting<D extends z.ZodType<object>, E extends z.ZodType<object>>(
+  dedicated: D,
+  existing: E,
+) {
+  return z.looseObject({}).transform((raw, ctx) => {
+    const adopt = raw.existing !== undefined;
+    const parsed = (adopt ? z.strictObject({ existing }) : dedicated).safeParse(raw);
     if (!parsed.success) {
-      for (const issue of parsed.error.issues)
-        ctx.addIssue({ ...issue, code: "custom", message: issue.message, path: issue.path } as never);
+      for (const issue of parsed.error.issues) ctx.addIssue(issue as never);
       return z.NEVER;
     }
-    return { mode: "dedicated" as const, ...parsed.data };
+    return adopt
+      ? { mode: "existing" as const, ...(parsed.data as { existing: z.output<E> }).existing }
+      : { mode: "dedicated" as const, ...(parsed.data as z.output<D>) };
   });
+}
+
+const databaseSchema = dedicatedOrExisting(dedicatedDatabase, existingDatabase);
 
 const serviceSchema = z
   .strictObject({
@@ -551,59 +556,38 @@ const serviceSchema = z
     }
   });
 
-const loadBalancerSchema = z
-  .strictObject({ existing: z.unknown().optional() })
-  .catchall(z.unknown())
-  .transform((raw, ctx) => {
-    const { existing, ...rest } = raw;
-    const schema =
-      existing === undefined
-        ? z.strictObject({
-            allowedCidrs: z
-              .array(cidrV4)
-              .min(1, { error: "is empty; nobody could reach the cache" })
-              .default(["0.0.0.0/0"]),
-            /** One NAR upload is one streamed PUT: the ALB's default 60 s cuts large uploads. */
-            idleTimeoutSeconds: int("an idle timeout in seconds", 60, 4000).default(3600),
-            accessLogs: z.boolean({ error: (i) => `${show(i.input)} is not true or false` }).default(true),
-            sslPolicy: z
-              .string()
-              .regex(/^ELBSecurityPolicy-TLS13-1-[23]-/, {
-                error: (i) =>
-                  `${show(i.input)} is not a TLS 1.2+ policy; use ELBSecurityPolicy-TLS13-1-2-2021-06 or newer`,
-              })
-              .default("ELBSecurityPolicy-TLS13-1-2-2021-06"),
-          })
-        : z.strictObject({
-            existing: z.strictObject({
-              listenerArn: arn("elasticloadbalancing"),
-              securityGroupId: z.string().regex(/^sg-[0-9a-f]+$/, {
-                error: (i) => `${show(i.input)} is not a security group id (sg-...)`,
-              }),
-              rulePriority: int("a listener rule priority", 1, 50000),
-            }),
-          });
-    const parsed = schema.safeParse(raw);
-    if (!parsed.success) {
-      for (const issue of parsed.error.issues)
-        ctx.addIssue({ ...issue, code: "custom", message: issue.message } as never);
-      return z.NEVER;
-    }
-    if (existing === undefined) {
-      const d = parsed.data as {
-        allowedCidrs: string[];
-        idleTimeoutSeconds: number;
-        accessLogs: boolean;
-        sslPolicy: string;
-      };
-      return { mode: "dedicated" as const, ...d };
-    }
-    void rest;
-    const e = (
-      parsed.data as { existing: { listenerArn: string; securityGroupId: string; rulePriority: number } }
-    ).existing;
-    return { mode: "existing" as const, ...e };
-  });
+export const dedicatedLoadBalancer = z.strictObject({
+  allowedCidrs: z
+    .array(cidrV4)
+    .min(1, { error: "is empty; nobody could reach the cache" })
+    .default(["0.0.0.0/0"]),
+  /** One NAR upload is one streamed PUT: the ALB's default 60 s cuts large uploads. */
+  idleTimeoutSeconds: int("an idle timeout in seconds", 60, 4000).default(3600),
+  accessLogs: z.boolean({ error: (i) => `${show(i.input)} is not true or false` }).default(true),
+  sslPolicy: z
+    .string()
+    .regex(/^ELBSecurityPolicy-TLS13-1-[23]-/, {
+      error: (i) =>
+        `${show(i.input)} is not a TLS 1.2+ policy; use ELBSecurityPolicy-TLS13-1-2-2021-06 or newer`,
+    })
+    .default("ELBSecurityPolicy-TLS13-1-2-2021-06"),
+});
+
+export const existingLoadBalancer = z.strictObject({
+  listenerArn: arn("elasticloadbalancing"),
+  securityGroupId: z.string().regex(/^sg-[0-9a-f]+$/, {
+    error: (i) => `${show(i.input)} is not a security group id (sg-...)`,
+  }),
+  rulePriority: int("a listener rule priority", 1, 50000),
+});
+
+const loadBalancerSchema = dedicatedOrExisting(dedicatedLoadBalancer, existingLoadBalancer);
+
+/** The blocks built by dedicatedOrExisting: [what the program creates, what `existing` holds]. */
+export const EITHER_BLOCKS: Record<string, [z.ZodType, z.ZodType]> = {
+  "aws.database": [dedicatedDatabase, existingDatabase],
+  "aws.loadBalancer": [dedicatedLoadBalancer, existingLoadBalancer],
+};
 
 export const awsSchema = z
   .strictObject({

@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { parseHumantime } from "../config/humantime";
-import { ConfigError, type LoadedConfig, loadConfig } from "../config/load";
-import { exampleBlocks, exampleConfig, toConfigMap } from "./support/stacks";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { ConfigError, type LoadedConfig, loadConfig, objectKeys } from "../config/load";
+import { EITHER_BLOCKS, atticSchema, awsSchema, mikrotikSchema, officeSchema } from "../config/schema";
+import { exampleBlocks, exampleConfig, ROOT, toConfigMap } from "./support/stacks";
 
 type Blocks = Record<string, any>;
 
@@ -30,7 +33,8 @@ describe("the example stacks", () => {
     expect(config.sites).toEqual(["aws"]);
     expect(config.aws?.hostname).toBe("attic.example.com");
     expect(config.office).toBeUndefined();
-    expect(warnings).toEqual([]);
+    // Token expiry warnings depend on today's date; the examples must be otherwise clean.
+    expect(warnings.filter((w) => !w.includes(".validUntil: token"))).toEqual([]);
   });
 
   it("office (office + mikrotik) is accepted", () => {
@@ -38,7 +42,8 @@ describe("the example stacks", () => {
     expect(config.sites).toEqual(["office", "mikrotik"]);
     expect(config.mikrotik?.vlanId).toBe(10);
     expect(config.aws).toBeUndefined();
-    expect(warnings).toEqual([]);
+    // Token expiry warnings depend on today's date; the examples must be otherwise clean.
+    expect(warnings.filter((w) => !w.includes(".validUntil: token"))).toEqual([]);
   });
 });
 
@@ -313,6 +318,18 @@ describe("warnings", () => {
     ]);
   });
 
+  it("an expired token, or one expiring within 30 days, is flagged", () => {
+    const soon = new Date(Date.now() + 7 * 86_400_000).toISOString().slice(0, 10);
+    const { warnings } = loadEdited("office", (b) => {
+      b["attic-infra:attic"].tokens[0].validUntil = "2020-01-01";
+      b["attic-infra:attic"].tokens[1].validUntil = soon;
+    });
+    expect(warnings).toEqual([
+      "attic-infra:attic.tokens[0].validUntil: token ci expired on 2020-01-01; atticd treats it as anonymous. Set a later date",
+      `attic-infra:attic.tokens[1].validUntil: token developers expires on ${soon}, within 30 days`,
+    ]);
+  });
+
   it("a block for a site that is not selected is ignored with a warning", () => {
     const { config, warnings } = loadEdited("office", (b) => (b["attic-infra:sites"] = ["mikrotik"]));
     expect(config.office).toBeUndefined();
@@ -333,5 +350,56 @@ describe("humantime durations", () => {
     expect(parseHumantime("12")).toBeUndefined();
     expect(parseHumantime("10 nights")).toBeUndefined();
     expect(parseHumantime("")).toBeUndefined();
+  });
+});
+
+describe("the README's config reference", () => {
+  /** Every key the schema accepts, as dotted paths (arrays as name[]). */
+  function keyPaths(schema: unknown, prefix: string, out: string[] = []): string[] {
+    for (const key of objectKeys(schema) ?? []) {
+      const p = prefix ? `${prefix}.${key}` : key;
+      out.push(p);
+      const child = (
+        objectKeys(schema, [key]) ? [key] : objectKeys(schema, [key, 0]) ? [key, 0] : undefined
+      ) as PropertyKey[] | undefined;
+      if (child) keyPaths(childSchema(schema, child), child.length === 2 ? `${p}[]` : p, out);
+    }
+    return out;
+  }
+  function childSchema(schema: unknown, p: PropertyKey[]): unknown {
+    let s: any = schema;
+    for (const step of p) {
+      for (let i = 0; i < 10 && !["object", "array"].includes(s._zod.def.type); i++)
+        s = s._zod.def.innerType ?? s._zod.def.in ?? s._zod.def.schema;
+      s = s._zod.def.type === "object" ? s._zod.def.shape[String(step)] : s._zod.def.element;
+    }
+    return s;
+  }
+  const readme = readFileSync(path.join(ROOT, "README.md"), "utf8");
+  const section = (block: string) => {
+    const start = readme.indexOf(`### \`attic-infra:${block}\``);
+    const end = readme.indexOf("\n### ", start + 1);
+    return readme.slice(start, end === -1 ? undefined : end);
+  };
+  /** Words inside backticks: `a.b`, `{ host, port }`, `caches[].name` give a, b, host, port, caches, name. */
+  const documented = (text: string) =>
+    new Set([...text.matchAll(/`([^`]+)`/g)].flatMap((m) => m[1]!.split(/[^A-Za-z0-9]+/)).filter(Boolean));
+
+  it.each([
+    ["attic", atticSchema],
+    ["aws", awsSchema],
+    ["office", officeSchema],
+    ["mikrotik", mikrotikSchema],
+  ] as const)("documents every key of attic-infra:%s", (block, schema) => {
+    const words = documented(section(block));
+    const paths = keyPaths(schema, "");
+    for (const [either, [dedicated, existing]] of Object.entries(EITHER_BLOCKS)) {
+      if (!either.startsWith(`${block}.`)) continue;
+      const at = either.slice(block.length + 1);
+      paths.push(...keyPaths(dedicated, at), `${at}.existing`, ...keyPaths(existing, `${at}.existing`));
+    }
+    expect(paths.length).toBeGreaterThan(5);
+    const missing = paths.filter((p) => !words.has(p.split(".").at(-1)!.replace("[]", "")));
+    expect(missing).toEqual([]);
   });
 });

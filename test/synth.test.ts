@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { exampleBlocks, exampleConfig, ROOT, synthExample, toConfigMap, toYaml } from "./support/stacks";
 import { type SynthResult, synth } from "./synth/harness";
 import { makeMocks } from "./synth/mocks";
+import { readStackFile } from "./synth/stackFile";
 
 const componentTypes = (r: SynthResult) => r.resources.filter((e) => !e.custom).map((e) => e.type);
 
@@ -116,6 +117,25 @@ describe("synth output", () => {
     const server = office.resources.find((e) => e.type === "attic:attic:Server");
     expect(site?.parent).toBeNull();
     expect(server?.parent).toBe(site?.urn);
+  });
+});
+
+describe("stack files", () => {
+  it("secure: values (nested ones too) become deterministic SYNTHSECRET placeholders and mark the key secret", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "stack-"));
+    const file = path.join(dir, "Pulumi.sec.yaml");
+    writeFileSync(
+      file,
+      "config:\n  attic-infra:office:\n    host: h\n    privateKey:\n      secure: v1:abc\n  sites: [office]\n",
+    );
+    const a = readStackFile(file, "attic-infra");
+    const b = readStackFile(file, "attic-infra");
+    expect(a).toEqual(b);
+    expect(a.secretKeys).toEqual(["attic-infra:office"]);
+    expect(JSON.parse(a.config["attic-infra:office"]!).privateKey).toMatch(
+      /^SYNTHSECRET-config-[0-9a-f]{16}$/,
+    );
+    expect(a.config["attic-infra:sites"]).toBe('["office"]');
   });
 });
 
