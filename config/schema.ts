@@ -178,7 +178,7 @@ const tokenSchema = z
       }),
     /** The JWT `sub` claim: who holds the token. Shown in atticd's logs. */
     subject: noControlChars("a token subject"),
-    /** The JWT `exp` claim. A date means the start of that day, UTC. Required: tokens expire. */
+    /** The JWT `exp` claim. A bare date is inclusive: valid through that day, UTC. Required: tokens expire. */
     validUntil,
     /** The JWT `nbf` claim; atticd has no clock-skew tolerance, so leave unset unless needed. */
     notBefore: validUntil.optional(),
