@@ -114,6 +114,12 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
       expect(run(s.env, env).status).toBe(0);
       return { s, result: run(s.switch) };
     };
+    /** A complete deploy (a–d) that must succeed: the starting point of the failure tests. */
+    const deployAndConfirm = (module: string) => {
+      const { s, result } = deployWithoutConfirm(module);
+      expect(result.status, result.stderr).toBe(0);
+      expect(run(s.confirm).status).toBe(0);
+    };
     const MODULE_V1 = "{ ... }: { services.atticd.enable = true; } # v1\n";
     const MODULE_V2 = "{ ... }: { services.atticd.enable = true; } # v2\n";
 
@@ -159,8 +165,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
     });
 
     it("a failing switch rolls back at once, restores the previous module, and surfaces the rebuild's error", () => {
-      const first = deployWithoutConfirm(MODULE_V1);
-      run(first.s.confirm);
+      deployAndConfirm(MODULE_V1);
       host.set("fail-switch", true);
       const { result } = deployWithoutConfirm(MODULE_V2);
       expect(result.status).not.toBe(0);
@@ -180,8 +185,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
     });
 
     it("a failing health check after the switch rolls back to the previous generation", () => {
-      const first = deployWithoutConfirm(MODULE_V1);
-      run(first.s.confirm);
+      deployAndConfirm(MODULE_V1);
       setHealthy(false);
       const { result } = deployWithoutConfirm(MODULE_V2);
       expect(result.status).not.toBe(0);
@@ -194,8 +198,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
     });
 
     it("a failing build changes nothing: no timer, no switch, files restored", () => {
-      const first = deployWithoutConfirm(MODULE_V1);
-      run(first.s.confirm);
+      deployAndConfirm(MODULE_V1);
       host.set("fail-build", true);
       const { result } = deployWithoutConfirm(MODULE_V2);
       expect(result.status).not.toBe(0);
@@ -209,8 +212,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
     });
 
     it("without a confirm, the armed rollback is what remains, and when it fires the host is back", () => {
-      const first = deployWithoutConfirm(MODULE_V1);
-      run(first.s.confirm);
+      deployAndConfirm(MODULE_V1);
       const { s, result } = deployWithoutConfirm(MODULE_V2);
       expect(result.status, result.stderr).toBe(0);
       expect(host.generation()).toBe(3);
