@@ -120,6 +120,13 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
       expect(result.status, result.stderr).toBe(0);
       expect(run(s.confirm).status).toBe(0);
     };
+    /** After a failed deploy over a confirmed MODULE_V1: the host is exactly as it was. */
+    const expectHostAsBefore = () => {
+      expect(host.generation()).toBe(2);
+      expect(host.file("module")).toBe(MODULE_V1);
+      expect(host.armedTimer()).toBeUndefined();
+      expect(host.file("pending")).toBeUndefined();
+    };
     const MODULE_V1 = "{ ... }: { services.atticd.enable = true; } # v1\n";
     const MODULE_V2 = "{ ... }: { services.atticd.enable = true; } # v2\n";
 
@@ -179,9 +186,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
         "nix-env --profile " + host.paths.profile + " --switch-generation 2",
         "switch-to-configuration generation=2 switch",
       ]);
-      expect(host.file("module")).toBe(MODULE_V1);
-      expect(host.armedTimer()).toBeUndefined();
-      expect(host.file("pending")).toBeUndefined();
+      expectHostAsBefore();
     });
 
     it("a failing health check after the switch rolls back to the previous generation", () => {
@@ -192,9 +197,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
       expect(result.stderr).toContain(
         `attic-infra: atticd did not answer ${healthUrl} after the switch; rolling back to system generation 2`,
       );
-      expect(host.generation()).toBe(2);
-      expect(host.file("module")).toBe(MODULE_V1);
-      expect(host.armedTimer()).toBeUndefined();
+      expectHostAsBefore();
     });
 
     it("a failing build changes nothing: no timer, no switch, files restored", () => {
@@ -206,8 +209,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
       expect(result.stderr).toContain(
         "attic-infra: nixos-rebuild build failed (last lines above); the host was not switched",
       );
-      expect(host.generation()).toBe(2);
-      expect(host.file("module")).toBe(MODULE_V1);
+      expectHostAsBefore();
       expect(host.calls().filter((c) => c.startsWith("systemd-run"))).toHaveLength(1);
     });
 
