@@ -55,8 +55,16 @@ async function main(): Promise<Record<string, unknown>> {
       netrc: site.netrc,
     };
   }
+  // The office host gets its network from the switch: with both sites in one stack, the host
+  // deploys after the switch's confirm, and `pulumi destroy` tears the host down first.
+  const sw = config.mikrotik ? new MikrotikSwitch("mikrotik", { mikrotik: config.mikrotik }) : undefined;
   if (config.office && config.attic && signingKey) {
-    const site = new OfficeSite("office", { attic: config.attic, office: config.office, signingKey });
+    const site = new OfficeSite("office", {
+      attic: config.attic,
+      office: config.office,
+      signingKey,
+      ...(sw ? { dependsOn: [sw] } : {}),
+    });
     outputs.office = {
       endpoint: site.endpoint,
       modulePath: site.modulePath,
@@ -71,8 +79,7 @@ async function main(): Promise<Record<string, unknown>> {
       netrc: site.netrc,
     };
   }
-  if (config.mikrotik) {
-    const sw = new MikrotikSwitch("mikrotik", { mikrotik: config.mikrotik });
+  if (sw) {
     outputs.mikrotik = {
       gateway: sw.gateway,
       vlanId: sw.vlanId,

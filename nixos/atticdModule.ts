@@ -88,10 +88,16 @@ export function moduleConfig(o: ModuleOptions): Record<string, NixValue | undefi
   if (o.openFirewall) config.networking = { firewall: { allowedTCPPorts: [o.port] } };
   if (o.storageDevice && storage.type === "local") {
     // atticd runs with DynamicUser: its state lives under /var/lib/private and /var/lib/atticd is
-    // a link to it. Mount at the real path, and have atticd wait for the mount.
+    // a link to it. Mount at the real path, and have atticd wait for the mount (RequiresMountsFor:
+    // without its storage atticd does not start). nofail: a dead disk must not drop the headless
+    // host into emergency mode, where no sshd runs; the device timeout bounds the wait at boot.
     const mountPoint = storage.path.replace(ATTICD_STATE_DIR, ATTICD_PRIVATE_STATE_DIR);
     config.fileSystems = {
-      [mountPoint]: { device: o.storageDevice, fsType: "ext4", options: ["noatime"] },
+      [mountPoint]: {
+        device: o.storageDevice,
+        fsType: "ext4",
+        options: ["noatime", "nofail", "x-systemd.device-timeout=30s"],
+      },
     };
     (config.systemd as Record<string, Record<string, NixValue>>).services!.atticd = {
       unitConfig: { RequiresMountsFor: [mountPoint] },

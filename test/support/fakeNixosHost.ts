@@ -496,13 +496,17 @@ export class FakeNixosHost {
   /** Power cycle: running units die, transient units and /run are gone, the boot default boots. */
   reboot(): void {
     const root = this.root;
-    execFileSync("sh", [
-      "-c",
-      `for p in "${root}"/units/*.pid; do [ -f "$p" ] && kill -KILL -- "-$(cat "$p")" 2>/dev/null; done; true
+    execFileSync(
+      "sh",
+      [
+        "-c",
+        `for p in "${root}"/units/*.pid; do [ -f "$p" ] && kill -KILL -- "-$(cat "$p")" 2>/dev/null; done; true
        rm -rf "${root}/units" "${root}/run"
        mkdir -p "${root}/units" "${root}/run"
        ln -sfn "$(readlink -f "${root}/boot/default")" "${root}/run/current-system"
        "${root}/lib/atticd-start" "$(readlink -f "${root}/run/current-system")" || true`,
-    ]);
+      ],
+      { stdio: "pipe" },
+    );
   }
 }
