@@ -5,15 +5,23 @@
  * what the deploy is given, the cross-site ordering, the config checks, and shellcheck.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { asRoot, defaultPaths, rollbackScript } from "../components/nixosHost/scripts";
 import { environmentFile, listenFacts } from "../components/office/site";
 import { loadConfig } from "../config/load";
-import { backupScript, ENVIRONMENT_FILE, SQLITE_DATABASE } from "../nixos/atticdModule";
-import { exampleBlocks, exampleConfig, synthExample, toConfigMap } from "./support/stacks";
+import { backupScript, ENVIRONMENT_FILE, restoreCommands, SQLITE_DATABASE } from "../nixos/atticdModule";
+import { exampleBlocks, exampleConfig, ROOT, synthExample, toConfigMap } from "./support/stacks";
 import { haveTool } from "./support/tools";
 import { synth } from "./synth/harness";
 
@@ -159,6 +167,58 @@ describe("office config", () => {
       loadConfig(withOffice({ rollbackTimeoutSeconds: 150, activationTimeoutSeconds: 60 })),
     ).not.toThrow();
   });
+});
+
+describe.skipIf(!haveTool("sqlite3"))("office restore runbook", () => {
+  it("is the generated restore in both docs", () => {
+    const block = restoreCommands("/var/backup/atticd/server-<stamp>.db")
+      .trimEnd()
+      .split("\n")
+      .map((l) => `    ${l}`)
+      .join("\n");
+    for (const doc of ["docs/office.md", "docs/runbooks.md"]) {
+      expect(readFileSync(path.join(ROOT, doc), "utf8"), doc).toContain(block);
+    }
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    "restores the backup without the replaced database's -wal/-shm, owned by the state directory's owner",
+    () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "restore-"));
+      const state = path.join(dir, "private/atticd");
+      const bin = path.join(dir, "bin");
+      mkdirSync(state, { recursive: true });
+      mkdirSync(bin);
+      writeFileSync(
+        path.join(bin, "systemctl"),
+        `#!/bin/sh
+echo "systemctl $*" >> ${dir}/calls
+`,
+        { mode: 0o755 },
+      );
+      chownSync(state, 61234, 61234); // atticd's dynamic user
+      const backup = path.join(dir, "server-20260101T000000Z.db");
+      spawnSync("sqlite3", [backup, "CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('backup')"]);
+      writeFileSync(path.join(state, "server.db"), "broken");
+      writeFileSync(path.join(state, "server.db-wal"), "stale");
+      writeFileSync(path.join(state, "server.db-shm"), "stale");
+      const r = spawnSync("sh", ["-eu", "-c", restoreCommands(backup, state)], {
+        env: { PATH: `${bin}:${process.env.PATH}` },
+        encoding: "utf8",
+      });
+      expect(r.status, r.stderr).toBe(0);
+      const db = path.join(state, "server.db");
+      expect(spawnSync("sqlite3", [db, "SELECT v FROM t"], { encoding: "utf8" }).stdout.trim()).toBe(
+        "backup",
+      );
+      expect(existsSync(`${db}-wal`) || existsSync(`${db}-shm`)).toBe(false);
+      expect(statSync(db)).toMatchObject({ uid: 61234, gid: 61234 });
+      expect(statSync(db).mode & 0o777).toBe(0o600);
+      expect(readFileSync(path.join(dir, "calls"), "utf8")).toBe(
+        "systemctl stop atticd.service\nsystemctl start atticd.service\n",
+      );
+    },
+  );
 });
 
 describe.skipIf(!haveTool("shellcheck"))("shellcheck", () => {
