@@ -174,6 +174,29 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
       expect(rig.host.state()).toMatchObject(AT_V2);
     });
 
+    it("a confirm that fails halfway (boot loader) leaves the rollback armed; it restores the boot default and module; a retry converges", async () => {
+      deployOk(V1);
+      rig.host.set("fail-boot", true);
+      const r = rig.deploy(V2);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain("Failed to install bootloader");
+      expect(r.stderr).toMatch(
+        /attic-infra: the confirm of deploy [0-9a-f]{32} failed on .*Run pulumi up again\./,
+      );
+      // The profile already points at v2: the rollback must put the boot default back.
+      expect(rig.host.profileSystem()).toBe("v2");
+      expect(rig.host.state()).toMatchObject({ running: "v2", liveModule: "v1", timerArmed: true });
+      rig.host.set("fail-boot", false);
+
+      const fired = await rig.host.fireTimer();
+      expect(fired.status, fired.log).toBe(0);
+      expect(rig.host.state()).toMatchObject(AT_V1);
+      expect(rig.host.profileSystem()).toBe("v1");
+
+      deployOk(V2);
+      expect(rig.host.state()).toMatchObject(AT_V2);
+    });
+
     it("the secret travels only on stdin: never in a script, an argv, the host's logs or any output", () => {
       const driver = rig.driver(V1);
       expect(driver).not.toContain(SECRET);

@@ -218,6 +218,8 @@ step="restoring the live module"
 if [ -f "$PENDING/module.previous" ]; then
   cp -p "$PENDING/module.previous" "$MODULE.rollback"
   mv -f "$MODULE.rollback" "$MODULE"
+elif [ -f "$PENDING/module.absent" ]; then
+  rm -f "$MODULE"
 fi
 step="restoring the boot default"
 boot_previous=$(cat "$PENDING/boot.previous")
@@ -345,11 +347,10 @@ wait_for_activation() {
     || fail "another activation still holds $RUN/nixos/switch-to-configuration.lock after ${o.times.activationSeconds} s (a nixos-rebuild on the host?); wait for it, then run pulumi up again"
 }
 health() {
-  waited=0
+  deadline=$(($(date +%s) + ${o.times.healthSeconds}))
   until ${healthCheck(s)} 2>/dev/null; do
-    [ "$waited" -lt ${o.times.healthSeconds * 4} ] || return 1
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
     sleep 0.25
-    waited=$((waited + 1))
   done
 }
 
@@ -416,7 +417,9 @@ if [ -n "$DB" ] && [ -f "$DB" ]; then
   chown --reference="$DB" "$PENDING/db.snapshot"
 fi
 check_health=0
-if [ -n "$(cat "$STATE/deployed.toplevel" 2>/dev/null || true)" ]; then check_health=1; fi
+# A confirmed deploy before this one (of any version of this program): the previous system runs
+# the service, so the rollback must see it answer again.
+if [ -s "$STATE/deployed" ]; then check_health=1; fi
 # shellcheck disable=SC2016 # literal text, expanded nowhere
 printf '%s' @ROLLBACK@ | sed -e "s|@PREVIOUS@|$previous|g" -e "s|@NEXT@|$toplevel|g" -e "s|^CHECK_HEALTH=1$|CHECK_HEALTH=$check_health|" > "$PENDING/rollback.sh"
 chmod 0700 "$PENDING/rollback.sh"
@@ -486,7 +489,7 @@ curl -fsS -o /dev/null --max-time 5${o.service.healthHost ? ` -H ${shellQuote(`H
   || fail "$HEALTH_URL does not answer; not confirming: the host rolls back by itself (journalctl -u ${ROLLBACK_UNIT})"
 # The timer stays armed until the end: if anything below fails, the rollback undoes it (it restores
 # the boot default and the module it finds changed).
-if [ -f "$MODULE" ]; then cp -p "$MODULE" "$PENDING/module.previous"; fi
+if [ -f "$MODULE" ]; then cp -p "$MODULE" "$PENDING/module.previous"; else touch "$PENDING/module.absent"; fi
 nix-env -p "$PROFILE" --set "$toplevel"
 "$toplevel/bin/switch-to-configuration" boot
 mkdir -p "$(dirname "$MODULE")"
