@@ -3,6 +3,7 @@
  * existing infrastructure). What this proves: the resources, their inputs and options, as the
  * program registers them. What it does not: AWS's acceptance of them (no AWS here).
  */
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -37,6 +38,30 @@ let devSecrets: SynthResult;
 beforeAll(async () => {
   dev = await synthExample("dev");
   devSecrets = await synthExample("dev", true);
+});
+
+describe("names of the dev example (no replacement for existing stacks)", () => {
+  // Pinned from the dev example before any name handling changed: a different logical name is a new
+  // URN (delete + create), a different physical name a replacement — for RDS, a new database.
+  const golden = JSON.parse(
+    readFileSync(path.join(ROOT, "test", "golden", "aws", "dev-names.json"), "utf8"),
+  ) as {
+    resources: string[];
+    physicalNames: Record<string, string>;
+  };
+
+  it("every resource of the pinned dev example still exists under the same type and logical name", () => {
+    const now = new Set(dev.resources.filter((e) => e.custom).map((e) => `${e.type}::${e.name}`));
+    expect(golden.resources.filter((r) => !now.has(r))).toEqual([]);
+  });
+
+  it("the names derived from the stack name are unchanged", () => {
+    for (const [key, value] of Object.entries(golden.physicalNames)) {
+      const [name, input] = [key.slice(0, key.lastIndexOf(".")), key.slice(key.lastIndexOf(".") + 1)];
+      const found = dev.resources.find((e) => e.custom && e.name === name);
+      expect(found?.inputs[input], key).toBe(value);
+    }
+  });
 });
 
 describe("network", () => {
