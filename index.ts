@@ -11,6 +11,7 @@ import { AwsSite } from "./components/aws/site";
 import { MikrotikSwitch } from "./components/mikrotik/switch";
 import { OfficeSite } from "./components/office/site";
 import { ConfigError, loadConfig } from "./config/load";
+import { type AwsConfig, engineVersionVerdict } from "./config/schema";
 
 function readConfig() {
   try {
@@ -20,6 +21,27 @@ function readConfig() {
     if (err instanceof ConfigError) throw new pulumi.RunError(err.message);
     throw err;
   }
+}
+
+/**
+ * A dedicated database's major version against RDS's support calendar. Whether the stack's instance
+ * already exists decides between an error (a new database on an unsupported version) and a warning
+ * (never block an unrelated `up`). Offline there is no state to ask, so the program asks AWS: an RDS
+ * instance tagged with this stack (provider defaultTags) exists or not. Under the synth mocks none
+ * does: every synth is a new stack.
+ */
+async function checkEngineVersion(site: AwsConfig, provider: aws.Provider): Promise<void> {
+  if (site.database.mode !== "dedicated") return;
+  const found = await aws.rds.getInstances(
+    { tags: { "attic-infra:stack": pulumi.getStack(), "managed-by": "pulumi" } },
+    { provider },
+  );
+  const verdict = engineVersionVerdict(site.database.engineVersion, {
+    instanceExists: found.instanceIdentifiers.length > 0,
+    today: new Date(),
+  });
+  if (verdict.error) throw new pulumi.RunError(new ConfigError([verdict.error]).message);
+  if (verdict.warning) pulumi.log.warn(verdict.warning);
 }
 
 async function main(): Promise<Record<string, unknown>> {
@@ -37,6 +59,7 @@ async function main(): Promise<Record<string, unknown>> {
         tags: { ...config.aws.tags, "attic-infra:stack": pulumi.getStack(), "managed-by": "pulumi" },
       },
     });
+    await checkEngineVersion(config.aws, provider);
     const site = (awsSite = new AwsSite(
       "aws",
       { attic: config.attic, aws: config.aws, signingKey },
@@ -49,6 +72,7 @@ async function main(): Promise<Record<string, unknown>> {
       logGroup: site.logGroup,
       gcRunTask: site.gcRunTask,
       alarmTopicArn: site.alarmTopicArn,
+      ...(site.alarmEmailConfirmation ? { alarmEmailConfirmation: site.alarmEmailConfirmation } : {}),
       caches: site.caches,
       tokens: site.tokens,
       nixConf: site.nixConf,
