@@ -137,7 +137,9 @@ export function engineVersionVerdict(
   if (end < today) {
     const base = `${where}: PostgreSQL ${version} left RDS standard support on ${entry.endOfStandardSupport}; the instance runs on paid RDS Extended Support (per vCPU-hour)`;
     return instanceExists
-      ? { warning: `${base}. Upgrade: set engineVersion to ${supported.at(-1) ?? "a supported version"} (one \`pulumi up\`, see docs/aws.md)` }
+      ? {
+          warning: `${base}. Upgrade: set engineVersion to ${supported.at(-1) ?? "a supported version"} (one \`pulumi up\`, see docs/aws.md)`,
+        }
       : { error: `${base}. A new database must use a supported version: ${supported.join(", ")}` };
   }
   const days = Math.floor((end.getTime() - today.getTime()) / 86_400_000);

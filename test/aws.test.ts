@@ -9,7 +9,7 @@ import { parse as parseToml } from "smol-toml";
 import { beforeAll, describe, expect, it } from "vitest";
 import { awsName, NAME_RULES } from "../components/aws/names";
 import { rateExpression, serviceTimeouts } from "../components/aws/service";
-import { ConfigError, loadConfig } from "../config/load";
+import { loadConfig } from "../config/load";
 import { engineVersionVerdict } from "../config/schema";
 import { type SynthResource, type SynthResult, synth } from "./synth/harness";
 import { fakeAwsId, SECRET_MARKER } from "./synth/mocks";

@@ -228,7 +228,14 @@ export class Monitoring extends pulumi.ComponentResource {
                   args.targetGroupArnSuffix,
                 ],
                 ...(dedicatedAlb
-                  ? [["AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "LoadBalancer", args.loadBalancerArnSuffix]]
+                  ? [
+                      [
+                        "AWS/ApplicationELB",
+                        "HTTPCode_ELB_5XX_Count",
+                        "LoadBalancer",
+                        args.loadBalancerArnSuffix,
+                      ],
+                    ]
                   : []),
                 [
                   "AWS/ApplicationELB",

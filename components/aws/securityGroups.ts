@@ -118,7 +118,9 @@ export class SecurityGroups extends pulumi.ComponentResource {
       // (a host name may resolve anywhere) and its own security group does the limiting.
       egress("tasks-to-database", {
         securityGroupId: tasks.id,
-        ...(db.securityGroupId ? { referencedSecurityGroupId: db.securityGroupId } : { cidrIpv4: "0.0.0.0/0" }),
+        ...(db.securityGroupId
+          ? { referencedSecurityGroupId: db.securityGroupId }
+          : { cidrIpv4: "0.0.0.0/0" }),
         ipProtocol: "tcp",
         fromPort: db.port,
         toPort: db.port,

@@ -89,7 +89,11 @@ export function assumeRolePolicy(
  * legitimately spend draining and stopping the old tasks and starting new ones, so that
  * waitForSteadyState outlasts the drain.
  */
-export function serviceTimeouts(svc: AwsConfig["service"]): { create: string; update: string; delete: string } {
+export function serviceTimeouts(svc: AwsConfig["service"]): {
+  create: string;
+  update: string;
+  delete: string;
+} {
   const drain = svc.deregistrationDelaySeconds + svc.stopTimeoutSeconds + svc.healthCheckGracePeriodSeconds;
   const minutes = `${20 + Math.ceil(drain / 60)}m`;
   return { create: minutes, update: minutes, delete: minutes };
