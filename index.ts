@@ -49,17 +49,20 @@ async function main(): Promise<Record<string, unknown>> {
   for (const w of warnings) pulumi.log.warn(w);
 
   const outputs: Record<string, unknown> = { sites: config.sites };
+  // The AWS provider first: the engine-version check asks AWS before anything else is registered.
+  const provider = config.aws
+    ? new aws.Provider("aws", {
+        ...(config.awsRegion ? { region: config.awsRegion as aws.Region } : {}),
+        defaultTags: {
+          tags: { ...config.aws.tags, "attic-infra:stack": pulumi.getStack(), "managed-by": "pulumi" },
+        },
+      })
+    : undefined;
+  if (config.aws && provider) await checkEngineVersion(config.aws, provider);
   const signingKey = config.attic ? tokenSigningKey() : undefined;
 
   let awsSite: AwsSite | undefined;
-  if (config.aws && config.attic && signingKey) {
-    const provider = new aws.Provider("aws", {
-      ...(config.awsRegion ? { region: config.awsRegion as aws.Region } : {}),
-      defaultTags: {
-        tags: { ...config.aws.tags, "attic-infra:stack": pulumi.getStack(), "managed-by": "pulumi" },
-      },
-    });
-    await checkEngineVersion(config.aws, provider);
+  if (config.aws && config.attic && signingKey && provider) {
     const site = (awsSite = new AwsSite(
       "aws",
       { attic: config.attic, aws: config.aws, signingKey },
