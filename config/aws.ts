@@ -1,7 +1,18 @@
 /** attic-infra:aws — atticd on ECS Fargate behind an ALB, S3 chunks, RDS metadata. */
 import { z } from "zod";
 import rdsPostgresql from "../data/rds-postgresql.json";
-import { arn, dedicatedOrExisting, hostname, hostOrIp, int, nonEmpty, show } from "./fields";
+import {
+  arn,
+  dedicatedOrExisting,
+  evenIfInvalid,
+  hostname,
+  hostOrIp,
+  int,
+  isStr,
+  loose,
+  nonEmpty,
+  show,
+} from "./fields";
 import { parseIpv4Network } from "./net";
 
 const cidrV4 = z
@@ -329,7 +340,8 @@ export const awsSchema = z
       .record(z.string(), z.string({ error: (i) => `${show(i.input)} is not a string tag value` }))
       .default({}),
   })
-  .superRefine((a, ctx) => {
+  .superRefine((raw, ctx) => {
+    const a = loose(raw);
     if ((a.dns === undefined) === (a.certificateArn === undefined)) {
       ctx.addIssue({
         code: "custom",
@@ -340,7 +352,10 @@ export const awsSchema = z
             : "sets both dns and certificateArn; keep exactly one",
       });
     }
-    if (a.containerInsights && a.service.clusterArn)
+    const service = loose(a.service);
+    const network = loose(a.network);
+    const lb = loose(a.loadBalancer);
+    if (a.containerInsights === true && isStr(service.clusterArn))
       ctx.addIssue({
         code: "custom",
         path: ["containerInsights"],
@@ -348,24 +363,26 @@ export const awsSchema = z
           "is a setting of the cluster, and service.clusterArn names a cluster this stack does not own; remove containerInsights (the cluster's owner decides)",
       });
     if (
-      a.network.mode === "existing" &&
-      a.network.publicSubnetIds.length === 0 &&
-      (a.loadBalancer.mode === "dedicated" || a.network.egress === "public-ip")
+      network.mode === "existing" &&
+      Array.isArray(network.publicSubnetIds) &&
+      network.publicSubnetIds.length === 0 &&
+      (lb.mode === "dedicated" || network.egress === "public-ip")
     )
       ctx.addIssue({
         code: "custom",
         path: ["network", "publicSubnetIds"],
         message:
-          a.loadBalancer.mode === "dedicated"
+          lb.mode === "dedicated"
             ? "is required with vpcId and a dedicated load balancer: list the public subnets for the ALB (at least two)"
             : "is required with egress: public-ip: list the public subnets the tasks run in (at least two)",
       });
-    if (a.dns && a.hostname !== a.dns.zoneName && !a.hostname.endsWith(`.${a.dns.zoneName}`)) {
+    const zone = loose(a.dns).zoneName;
+    if (isStr(zone) && isStr(a.hostname) && a.hostname !== zone && !a.hostname.endsWith(`.${zone}`)) {
       ctx.addIssue({
         code: "custom",
         path: ["dns", "zoneName"],
-        message: `${show(a.dns.zoneName)} does not contain hostname ${show(a.hostname)}`,
+        message: `${show(zone)} does not contain hostname ${show(a.hostname)}`,
       });
     }
-  });
+  }, evenIfInvalid);
 export type AwsConfig = z.infer<typeof awsSchema>;
