@@ -886,3 +886,58 @@ describe("a stack named prod_eu.v2, upgrading PostgreSQL 16 → 17", () => {
     expect([...groups]).toEqual(["new"]);
   });
 });
+
+describe("config of shared infrastructure", () => {
+  const problems = (change: (aws: Record<string, any>) => void): string[] => {
+    const blocks = exampleBlocks("dev") as Record<string, any>;
+    change(blocks["attic-infra:aws"]);
+    try {
+      loadConfig(toConfigMap(blocks));
+      return [];
+    } catch (err) {
+      return (err as { problems?: string[] }).problems ?? [String(err)];
+    }
+  };
+  const existingVpc = (aws: Record<string, any>) =>
+    (aws.network = { vpcId: "vpc-0abc", privateSubnetIds: ["subnet-0a", "subnet-0b"] });
+
+  it("Container Insights is refused on a cluster the stack does not own", () => {
+    expect(
+      problems((aws) => {
+        aws.containerInsights = true;
+        aws.service.clusterArn = "arn:aws:ecs:us-east-1:123456789012:cluster/shared";
+      }),
+    ).toEqual([expect.stringMatching(/^attic-infra:aws\.containerInsights: is a setting of the cluster/)]);
+  });
+
+  it("an existing VPC needs public subnets only for a dedicated ALB or public-ip tasks", () => {
+    expect(problems(existingVpc)).toEqual([
+      expect.stringMatching(
+        /^attic-infra:aws\.network\.publicSubnetIds: is required with vpcId and a dedicated load balancer/,
+      ),
+    ]);
+    expect(
+      problems((aws) => {
+        existingVpc(aws);
+        aws.loadBalancer = {
+          existing: {
+            listenerArn:
+              "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/shared/50dc6c495c0c9188/f2f7dc8efc522ab2",
+            securityGroupId: "sg-0fff6666",
+            rulePriority: 7,
+          },
+        };
+      }),
+    ).toEqual([]);
+  });
+
+  it("in an existing VPC the tasks default to its private subnets without public IPs", () => {
+    const blocks = exampleBlocks("dev") as Record<string, any>;
+    existingVpc(blocks["attic-infra:aws"]);
+    blocks["attic-infra:aws"].network.publicSubnetIds = ["subnet-0c", "subnet-0d"];
+    expect(loadConfig(toConfigMap(blocks)).config.aws!.network).toMatchObject({
+      mode: "existing",
+      egress: "nat-gateway",
+    });
+  });
+});
