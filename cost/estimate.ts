@@ -319,7 +319,7 @@ export function renderMarkdown(e: Estimate): string {
   ].join("\n");
 }
 
-/** A plain-text table for the terminal. */
+/** A plain-text table for the terminal (the caller prints the warnings, to stderr). */
 export function renderText(e: Estimate): string {
   const rows = e.lines.map((l) => [
     l.item,
@@ -341,6 +341,5 @@ export function renderText(e: Estimate): string {
     line(all[0]!),
     ...rows.map(line),
     line(all.at(-1)!),
-    ...e.warnings.map((w) => `warning: ${w}`),
   ].join("\n");
 }
