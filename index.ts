@@ -28,6 +28,8 @@ async function main(): Promise<Record<string, unknown>> {
 
   const outputs: Record<string, unknown> = { sites: config.sites };
   const signingKey = config.attic ? tokenSigningKey() : undefined;
+  // Public: `npm run verify` checks each exported token against it.
+  if (signingKey) outputs.tokenPublicKey = signingKey.publicKeyPem;
 
   let awsSite: AwsSite | undefined;
   if (config.aws && config.attic && signingKey) {
