@@ -20,6 +20,7 @@ import { isIP } from "node:net";
 import * as tls from "node:tls";
 import { parseArgs } from "node:util";
 import { ATTIC_CLAIM, verifyJwt } from "../components/attic/tokens";
+import { ciTokenName } from "./ci-secrets";
 
 const USAGE = `usage: npm run verify -- (--stack <name> | --outputs <file>) [options]
 
@@ -187,12 +188,6 @@ export function sitesOf(outputs: Record<string, unknown>): Record<string, SiteOu
       sites[name] = { tokens: {}, ...o } as SiteOut;
   }
   return sites;
-}
-
-/** The token `npm run ci-secrets` hands to CI (`ci`, or the only one): CI pushes with it. */
-function ciToken(site: SiteOut): string | undefined {
-  const names = Object.keys(site.tokens);
-  return names.includes("ci") ? "ci" : names.length === 1 ? names[0] : undefined;
 }
 
 /** The documented substituter order (index.ts): a site's own caches; the office then falls back to AWS. */
@@ -525,7 +520,7 @@ async function verifySite(
     }
 
     // What each token may do here, where the server can show it without side effects.
-    const ci = ciToken(site);
+    const ci = ciTokenName(Object.keys(site.tokens));
     for (const [tname, t] of tokens) {
       const g = grants(t.claims, cache);
       if (!t.valid) {

@@ -7,7 +7,7 @@
  */
 import { execFile } from "node:child_process";
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
@@ -364,6 +364,13 @@ describe("npm run verify as a program", () => {
         stderr: e.stderr,
       }),
     );
+
+  it("package.json's verify script runs this file", () => {
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
+      scripts: Record<string, string>;
+    };
+    expect(pkg.scripts.verify).toBe("tsx ci/verify.ts");
+  });
 
   it("--help documents every flag; a usage error exits 2", async () => {
     const help = await run(["--help"]);
