@@ -210,6 +210,20 @@ describe("npm run verify over HTTP", () => {
     );
   });
 
+  it("a private cache no exported token may pull: its content and key checks are skipped, refusals still checked", async () => {
+    const { endpoint } = await server();
+    const r = await verify(
+      outputs(endpoint, { tokens: [token({ name: "ci", permissions: { n3x: ["pull", "push"] } })] }),
+    );
+    expect(r.code, r.text).toBe(0);
+    const why = "the cache is private and no valid exported token may pull it";
+    expect(r.line("cache secret nix-cache-info")).toBe(`skip aws: cache secret nix-cache-info — ${why}`);
+    expect(r.line("cache secret public key")).toBe(`skip aws: cache secret public key — ${why}`);
+    expect(r.line("cache secret refuses anonymous access")).toMatch(/^✓ .*401 Unauthorized$/);
+    expect(r.line("token ci is refused pull on secret")).toMatch(/^✓ .*401 Unauthorized$/);
+    expect(r.line("token ci is refused push on secret")).toMatch(/^✓ .*401 Unauthorized$/);
+  });
+
   it("the server down: GET / fails after the bounded wait, the rest is skipped, exit 1", async () => {
     const { s, endpoint } = await server();
     await s.close();
@@ -246,6 +260,26 @@ describe("npm run verify over HTTP", () => {
     expect(r.line("clock")).toMatch(
       /^! {4}aws: clock — the server's clock is (599|600|601) s behind ours: it rejects token fresh until .* \(nbf\); fix the server's time \(NTP\)$/,
     );
+  });
+
+  it("outputs from before verify (no public, priority, tokenPublicKey) give warnings, not failures", async () => {
+    const { endpoint } = await server();
+    const outs = outputs(endpoint);
+    const { tokenPublicKey: _, ...old } = outs;
+    for (const c of Object.values(old.aws.caches) as Partial<{ public: boolean; priority: number }>[]) {
+      delete c.public;
+      delete c.priority;
+    }
+    const r = await verify(old as typeof outs);
+    expect(r.code, r.text).toBe(0);
+    expect(r.line("cache secret visibility")).toMatch(
+      /^! {4}aws: cache secret visibility — the outputs do not say whether the cache is public .*; it answers anonymous requests with 401 Unauthorized$/,
+    );
+    expect(r.line("cache secret nix-cache-info")).toMatch(
+      /^! .*with token ci: .*the outputs carry no priority/,
+    );
+    expect(r.line("token ci")).toMatch(/^! .*signature not checked: the outputs have no tokenPublicKey$/);
+    expect(r.text).toContain("0 failed");
   });
 
   it("--json is valid JSON with one entry per check, and the same verdicts", async () => {
