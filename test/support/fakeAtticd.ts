@@ -20,7 +20,8 @@
  *   `{missing_paths}`: this stand-in stores no paths, so every requested hash is missing;
  * - over HTTPS when given a key and certificate.
  * Not modelled: uploads, narinfo/NAR serving, token-bound issuer/audiences, the database (a real
- * atticd answers 500 on nix-cache-info when its database is down), `allowed-hosts`.
+ * atticd answers 500 on nix-cache-info when its database is down), `allowed-hosts`, axum's 415
+ * for a JSON body without `Content-Type: application/json`.
  */
 import { createPublicKey, randomBytes, verify } from "node:crypto";
 import * as http from "node:http";
