@@ -38,13 +38,13 @@ failed, 2 on a usage error, 0 otherwise (warnings included).`;
 
 const MARK: Record<Status, string> = { pass: "✓", fail: "✗", warn: "!", skip: "skip" };
 
-export function summary(checks: Check[]): Record<Status, number> {
+function summary(checks: Check[]): Record<Status, number> {
   const s: Record<Status, number> = { pass: 0, fail: 0, warn: 0, skip: 0 };
   for (const c of checks) s[c.status]++;
   return s;
 }
 
-/** Replaces any token value that slipped into a text with its name. */
+/** Defence in depth: replaces any token value that slipped into a text with its name (tests assert none does). */
 function redact(text: string, tokens: Record<string, string>): string {
   let out = text;
   for (const [name, value] of Object.entries(tokens))
