@@ -113,10 +113,23 @@ beforeAll(() => {
 });
 
 describe("npm run verify over HTTP", () => {
-  it("all green: every check of the issue passes, one line each, exit 0", async () => {
-    const { endpoint } = await server();
+  it("all green: every check of the issue passes, one line each, read-only, exit 0", async () => {
+    const { s, endpoint } = await server();
     const r = await verify(outputs(endpoint));
     expect(r.code, r.text).toBe(0);
+    expect(new Set(r.lines.map((l) => /aws: (.*?) — /.exec(l)![1])).size).toBe(16);
+    expect(r.lines).toHaveLength(16);
+    // Nothing but reads: no create, configure, destroy or upload; pushes only as get-missing-paths.
+    expect(
+      new Set(s.requests.map((q) => `${q.method} ${q.path.replace(/\/(n3x|secret)(\/|$)/, "/<cache>$2")}`)),
+    ).toEqual(
+      new Set([
+        "GET /",
+        "GET /<cache>/nix-cache-info",
+        "GET /_api/v1/cache-config/<cache>",
+        "POST /_api/v1/get-missing-paths",
+      ]),
+    );
     const passed = [
       "token ci",
       "token reader",
