@@ -384,6 +384,15 @@ describe.skipIf(!haveTool("openssl"))(
       );
     });
 
+    it("a certificate for another host name fails, as Nix would refuse it", async () => {
+      const { endpoint } = await server({ tls: certs.otherHost });
+      const r = await verify(outputs(endpoint), ["--ca", certs.caFile]);
+      expect(r.code).toBe(1);
+      expect(r.line("TLS certificate")).toMatch(
+        /^✗ {4}aws: TLS certificate — .*127\.0\.0\.1 is not in the cert's list/,
+      );
+    });
+
     it("an expired certificate: its own failing line, the rest skipped, exit 1", async () => {
       const { endpoint } = await server({ tls: certs.expired });
       const r = await verify(outputs(endpoint), ["--ca", certs.caFile]);

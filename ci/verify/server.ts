@@ -90,13 +90,13 @@ export async function checkCertificate(run: SiteRun): Promise<boolean> {
   const warnDays = run.opts.certWarnDays;
   if (cert.authorizationError === "CERT_HAS_EXPIRED")
     run.add(what, "fail", `expired on ${day} (${dayCount(Math.ceil(-left))} ago): Nix refuses the cache`);
+  else if (cert.identityError) run.add(what, "fail", `${cert.identityError}: Nix refuses the cache`);
   else if (cert.authorizationError)
     run.add(
       what,
       "fail",
       `${cert.authorizationError}: the chain does not lead to a trusted CA${run.opts.ca ? "" : " (for a private CA pass --ca <pem>)"}`,
     );
-  else if (cert.identityError) run.add(what, "fail", cert.identityError);
   else if (left < warnDays)
     run.add(
       what,

@@ -1,7 +1,7 @@
 /**
  * Test certificates made with the openssl CLI: a private CA, a server certificate it signed for
- * 127.0.0.1 and localhost (valid two days), and one for the same names that expired in 2020 — the
- * CA itself stays valid, so the only fault is the leaf's dates. `openssl ca` is used because
+ * 127.0.0.1 and localhost (valid two days), one for the same names that expired in 2020 — the
+ * CA itself stays valid, so the only fault is the leaf's dates — and one valid for another host. `openssl ca` is used because
  * OpenSSL 3.0's `req`/`x509` cannot set dates in the past.
  */
 import { execFileSync } from "node:child_process";
@@ -14,6 +14,7 @@ export interface TestCertificates {
   ca: string;
   valid: { key: string; cert: string };
   expired: { key: string; cert: string };
+  otherHost: { key: string; cert: string };
 }
 
 export function makeTestCertificates(): TestCertificates {
@@ -57,7 +58,7 @@ unique_subject = no
 commonName = supplied
 `,
   );
-  const leaf = (name: string, dates: string[]) => {
+  const leaf = (name: string, dates: string[], names = "IP:127.0.0.1,DNS:localhost") => {
     openssl(
       "req",
       "-new",
@@ -69,7 +70,7 @@ commonName = supplied
       "-subj",
       "/CN=localhost",
       "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      `subjectAltName=${names}`,
     );
     openssl(
       "ca",
@@ -94,5 +95,6 @@ commonName = supplied
     ca: readFileSync(f("ca.pem"), "utf8"),
     valid: leaf("valid", ["-days", "2"]),
     expired: leaf("expired", ["-startdate", "20200101000000Z", "-enddate", "20200201000000Z"]),
+    otherHost: leaf("other", ["-days", "2"], "DNS:attic.example.com"),
   };
 }
