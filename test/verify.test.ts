@@ -219,7 +219,7 @@ describe("npm run verify over HTTP", () => {
     const r = await verify(outputs(endpoint));
     expect(r.code).toBe(1);
     expect(r.line("cache secret refuses anonymous access")).toBe(
-      `✗    aws: cache secret refuses anonymous access — ${endpoint}secret/nix-cache-info answered 200 to an anonymous request, but the outputs say the cache is private: the server has it public (set is_public through pulumi up, or fix attic-infra:attic.caches)`,
+      `✗    aws: cache secret refuses anonymous access — ${endpoint}secret/nix-cache-info answered 200 to an anonymous request, but the outputs say the cache is private: the server has it public (pulumi refresh then pulumi up makes it private again; or declare it public: true in attic-infra:attic.caches)`,
     );
   });
 

@@ -45,7 +45,7 @@ export async function checkCache(run: SiteRun, cache: string, out: CacheOut): Pr
       run.add(
         what,
         "fail",
-        `${infoUrl} answered 200 to an anonymous request, but the outputs say the cache is private: the server has it public (set is_public through pulumi up, or fix attic-infra:attic.caches)`,
+        `${infoUrl} answered 200 to an anonymous request, but the outputs say the cache is private: the server has it public (pulumi refresh then pulumi up makes it private again; or declare it public: true in attic-infra:attic.caches)`,
       );
     else if ([401, 403, 404].includes(anon.status))
       run.add(what, "pass", `anonymous nix-cache-info answered ${said(anon)}`);
@@ -75,7 +75,8 @@ export async function checkCache(run: SiteRun, cache: string, out: CacheOut): Pr
       problems.push(`StoreDir is ${field("StoreDir")}, expected ${STORE_DIR}`);
     if (out.priority !== undefined && field("Priority") !== String(out.priority))
       problems.push(`Priority is ${field("Priority")}, the outputs say ${out.priority}`);
-    if (problems.length) run.add(what, "fail", `${problems.join("; ")} (pulumi up reconciles it)`);
+    if (problems.length)
+      run.add(what, "fail", `${problems.join("; ")} (pulumi refresh then pulumi up reconciles it)`);
     else if (out.priority === undefined)
       run.add(
         what,
