@@ -183,6 +183,16 @@ describe("npm run verify over HTTP", () => {
     expect(r.text).toContain("FAILED: ");
   });
 
+  it("a cache whose priority drifted on the server fails its nix-cache-info check", async () => {
+    const { s, endpoint } = await server();
+    s.caches.get("n3x")!.priority = 40;
+    const r = await verify(outputs(endpoint));
+    expect(r.code).toBe(1);
+    expect(r.lines.filter((l) => l.startsWith("✗"))).toEqual([
+      "✗    aws: cache n3x nix-cache-info — Priority is 40, the outputs say 41 (pulumi refresh does not see this drift: fix it with attic cache configure <server>:n3x and a token that may configure the cache)",
+    ]);
+  });
+
   it("the CI token lacking push: fails, because CI pushes with it and push.sh only warns", async () => {
     const { endpoint } = await server();
     const r = await verify(
@@ -219,7 +229,7 @@ describe("npm run verify over HTTP", () => {
     const r = await verify(outputs(endpoint));
     expect(r.code).toBe(1);
     expect(r.line("cache secret refuses anonymous access")).toBe(
-      `✗    aws: cache secret refuses anonymous access — ${endpoint}secret/nix-cache-info answered 200 to an anonymous request, but the outputs say the cache is private: the server has it public (pulumi refresh then pulumi up makes it private again; or declare it public: true in attic-infra:attic.caches)`,
+      `✗    aws: cache secret refuses anonymous access — ${endpoint}secret/nix-cache-info answered 200 to an anonymous request, but the outputs say the cache is private: the server has it public. pulumi refresh does not see this (the program reads back only the key): run attic cache configure <server>:secret --private with a token that may configure the cache, or declare it public: true in attic-infra:attic.caches`,
     );
   });
 

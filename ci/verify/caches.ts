@@ -45,7 +45,7 @@ export async function checkCache(run: SiteRun, cache: string, out: CacheOut): Pr
       run.add(
         what,
         "fail",
-        `${infoUrl} answered 200 to an anonymous request, but the outputs say the cache is private: the server has it public (pulumi refresh then pulumi up makes it private again; or declare it public: true in attic-infra:attic.caches)`,
+        `${infoUrl} answered 200 to an anonymous request, but the outputs say the cache is private: the server has it public. pulumi refresh does not see this (the program reads back only the key): run attic cache configure <server>:${cache} --private with a token that may configure the cache, or declare it public: true in attic-infra:attic.caches`,
       );
     else if ([401, 403, 404].includes(anon.status))
       run.add(what, "pass", `anonymous nix-cache-info answered ${said(anon)}`);
@@ -76,7 +76,11 @@ export async function checkCache(run: SiteRun, cache: string, out: CacheOut): Pr
     if (out.priority !== undefined && field("Priority") !== String(out.priority))
       problems.push(`Priority is ${field("Priority")}, the outputs say ${out.priority}`);
     if (problems.length)
-      run.add(what, "fail", `${problems.join("; ")} (pulumi refresh then pulumi up reconciles it)`);
+      run.add(
+        what,
+        "fail",
+        `${problems.join("; ")} (pulumi refresh does not see this drift: fix it with attic cache configure <server>:${cache} and a token that may configure the cache)`,
+      );
     else if (out.priority === undefined)
       run.add(
         what,
