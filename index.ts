@@ -60,6 +60,8 @@ async function main(): Promise<Record<string, unknown>> {
     : undefined;
   if (config.aws && provider) await checkEngineVersion(config.aws, provider);
   const signingKey = config.attic ? tokenSigningKey() : undefined;
+  // Public: `npm run verify` checks each exported token against it.
+  if (signingKey) outputs.tokenPublicKey = signingKey.publicKeyPem;
 
   let awsSite: AwsSite | undefined;
   if (config.aws && config.attic && signingKey && provider) {
