@@ -104,6 +104,7 @@ describe("synth output", () => {
     for (const e of office.resources)
       expect(Object.keys(e.options).sort()).toEqual([
         "additionalSecretOutputs",
+        "aliases",
         "deleteBeforeReplace",
         "dependsOn",
         "ignoreChanges",
