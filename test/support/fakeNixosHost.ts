@@ -21,7 +21,7 @@
  * - `nixos-rebuild build|switch [-I nixos-config=F | --flake D#h]`: builds a toplevel from the
  *   configuration's attic-infra/atticd.nix into ./result (a git flake ignores untracked files);
  *   `fail-build` makes the build fail; `fail-boot` makes `switch-to-configuration boot` fail (the
- *   boot loader install).
+ *   boot loader install); `hold-boot` keeps it installing (run/installing-bootloader exists meanwhile).
  * - `nix-env -p P --set PATH` adds a generation; `--switch-generation N`.
  * - atticd "migrates" server.db at start (a real SQLite file with sea-orm's seaql_migrations
  *   table): a system whose module says `atticd-version: N` applies migrations m1..mN and refuses to
@@ -283,6 +283,9 @@ echo "switch-to-configuration \\$(basename "$top") \\$*" >> ${root}/calls.log
 case "\\$1" in
   boot)
     if [ -e ${root}/fail-boot ]; then echo "Failed to install bootloader" >&2; exit 1; fi
+    touch ${root}/run/installing-bootloader
+    while [ -e ${root}/hold-boot ]; do sleep 0.05; done
+    rm -f ${root}/run/installing-bootloader
     ln -sfn "$top" ${root}/boot/default
     exit 0
     ;;
@@ -464,7 +467,7 @@ export class FakeNixosHost {
     return this.version(this.resolve("nix/var/nix/profiles/system"));
   }
 
-  set(flag: "fail-build" | "fail-boot" | "hold-activation", on: boolean): void {
+  set(flag: "fail-build" | "fail-boot" | "hold-activation" | "hold-boot", on: boolean): void {
     const f = path.join(this.root, flag);
     if (on) writeFileSync(f, "");
     else spawnSync("rm", ["-f", f]);
