@@ -265,17 +265,21 @@ PATH=/usr/bin:/bin
 module=$1
 top=${root}/nix/store/$(sha256sum < "$module" | cut -c1-12)-nixos-system
 if [ ! -d "$top" ]; then
-  mkdir -p "$top/bin" "$top/sw/bin"
+  mkdir -p "$top/bin"
   cp "$module" "$top/module.nix"
   version=$(sed -n 's/.*atticd-version: *\\([0-9][0-9]*\\).*/\\1/p' "$module" | head -n 1)
   if [ -n "$version" ]; then echo "$version" > "$top/atticd-version"; fi
   if grep -q atticd-fails-to-start "$module"; then touch "$top/fails-to-start"; fi
   if grep -q atticd-answers-503 "$module"; then touch "$top/answers-503"; fi
-  for t in ${SW_TOOLS.join(" ")}; do
-    if [ -x "/usr/bin/$t" ]; then ln -s "/usr/bin/$t" "$top/sw/bin/$t"; else ln -s "/bin/$t" "$top/sw/bin/$t"; fi
-  done
-  ln -s ${root}/bin/systemctl "$top/sw/bin/systemctl"
-  ln -s ${root}/bin/nix-env "$top/sw/bin/nix-env"
+  # The system's path (sw/): the same tools in every system, built once per host.
+  if [ ! -d ${root}/nix/store/system-path ]; then
+    mkdir -p ${root}/nix/store/system-path/bin
+    for t in ${SW_TOOLS.join(" ")}; do
+      if [ -x "/usr/bin/$t" ]; then ln -s "/usr/bin/$t" ${root}/nix/store/system-path/bin/; else ln -s "/bin/$t" ${root}/nix/store/system-path/bin/; fi
+    done
+    ln -s ${root}/bin/systemctl ${root}/bin/nix-env ${root}/nix/store/system-path/bin/
+  fi
+  ln -s ${root}/nix/store/system-path "$top/sw"
   cat > "$top/bin/switch-to-configuration" <<EOF
 #!/bin/sh
 PATH=/usr/bin:/bin
