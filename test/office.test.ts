@@ -1,7 +1,7 @@
 /**
  * The office site as the program builds it (offline synth of the checked-in office example): a
  * configuration of the NixOS host deployer, whose scenarios over real SSH are in
- * nixosHost.deploy.test.ts and nixosHost.interrupt.test.ts. Here: the resources and their URNs,
+ * nixosHost.{deploy,failures,interrupt}.test.ts. Here: the resources and their URNs,
  * what the deploy is given, the cross-site ordering, the config checks, and shellcheck.
  */
 import { spawnSync } from "node:child_process";
