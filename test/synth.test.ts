@@ -1,12 +1,13 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { exampleBlocks, exampleConfig, ROOT, synthExample, toConfigMap, toYaml } from "./support/stacks";
 import { type SynthResult, synth } from "./synth/harness";
 import { makeMocks } from "./synth/mocks";
+import { checkOutDir, OUT_MARKER } from "./synth/outDir";
 import { readStackFile } from "./synth/stackFile";
 
 const componentTypes = (r: SynthResult) => r.resources.filter((e) => !e.custom).map((e) => e.type);
@@ -103,6 +104,8 @@ describe("synth output", () => {
     for (const e of office.resources)
       expect(Object.keys(e.options).sort()).toEqual([
         "additionalSecretOutputs",
+        "aliases",
+        "customTimeouts",
         "deleteBeforeReplace",
         "dependsOn",
         "ignoreChanges",
@@ -112,10 +115,12 @@ describe("synth output", () => {
       ]);
   });
 
-  it("children name their parent's URN", () => {
+  it("children name their parent's URN; the root stack resource is first and has no parent", () => {
+    const [root] = office.resources;
     const site = office.resources.find((e) => e.type === "attic:office:Site");
     const server = office.resources.find((e) => e.type === "attic:attic:Server");
-    expect(site?.parent).toBeNull();
+    expect(root).toMatchObject({ type: "pulumi:pulumi:Stack", name: "attic-infra-office", parent: null });
+    expect(site?.parent).toBe(root?.urn);
     expect(server?.parent).toBe(site?.urn);
   });
 });
@@ -187,19 +192,107 @@ describe("npm run synth (the command line)", () => {
       },
     );
 
-  it("writes resources.json, outputs.json and files/ for a stack", () => {
+  it("writes resources.json, outputs.json and files/ for a stack into an empty directory, through cmd/run", () => {
     const out = mkdtempSync(path.join(tmpdir(), "synth-"));
     const run = cli(["--stack", "office", "--out", out]);
-    // Only warnings (a token near its expiry date, depending on today) may appear.
-    expect(run.stderr.split("\n").filter((l) => l && !l.startsWith("warning: "))).toEqual([]);
+    // Only warnings (a token near its expiry date, depending on today) may appear, each once.
+    const warnings = run.stderr.split("\n").filter((l) => l);
+    expect(warnings.filter((l) => !l.startsWith("warning: "))).toEqual([]);
+    expect(new Set(warnings).size).toBe(warnings.length);
+    expect(run.stderr).not.toContain("[runtime]");
     expect(run.status).toBe(0);
-    expect(readdirSync(out).sort()).toEqual(["files", "outputs.json", "resources.json"]);
-    expect(JSON.parse(readFileSync(path.join(out, "resources.json"), "utf8"))).toEqual(
-      JSON.parse(JSON.stringify(office.resources)),
+    expect(readdirSync(out).sort()).toEqual([OUT_MARKER, "files", "outputs.json", "resources.json"]);
+    const written = JSON.parse(
+      readFileSync(path.join(out, "resources.json"), "utf8"),
+    ) as SynthResult["resources"];
+    // The program's own process: the dynamic provider's module text differs, nothing else.
+    expect(written.find((r) => r.type === "pulumi:pulumi:Stack")?.urn).toBe(
+      "urn:pulumi:office::attic-infra::pulumi:pulumi:Stack::attic-infra-office",
     );
+    expect(written.map((r) => r.urn).sort()).toEqual(office.resources.map((r) => r.urn).sort());
     expect(readFileSync(path.join(out, "files", "office", "atticd-monolithic.toml"), "utf8")).toBe(
       office.files["office/atticd-monolithic.toml"],
     );
+  });
+
+  describe("--out never deletes what synth did not write", () => {
+    const refused = (out: string, cwd = ROOT) => {
+      const run = spawnSync(
+        process.execPath,
+        [
+          path.join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"),
+          path.join(ROOT, "test/synth/cli.ts"),
+          "--stack",
+          "office",
+          "--out",
+          out,
+        ],
+        { cwd, encoding: "utf8" },
+      );
+      expect(run.status).toBe(1);
+      expect(run.stdout).toBe("");
+      expect(run.stderr.trim().split("\n")).toHaveLength(1);
+      expect(run.stderr).toContain("Nothing was written or deleted");
+      return run.stderr;
+    };
+
+    it("--out . (the repository) exits 1 and the checkout is untouched", () => {
+      const before = readdirSync(ROOT).sort();
+      expect(refused(".")).toContain("that is the repository");
+      expect(readdirSync(ROOT).sort()).toEqual(before);
+    });
+
+    it("--out <a directory with other files> exits 1 and keeps them", () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "notes-"));
+      writeFileSync(path.join(dir, "notes.txt"), "mine");
+      expect(refused(dir)).toContain("holds other files (notes.txt)");
+      expect(readFileSync(path.join(dir, "notes.txt"), "utf8")).toBe("mine");
+    });
+
+    it("--out <a file> exits 1 and leaves the file as it was", () => {
+      const file = path.join(mkdtempSync(path.join(tmpdir(), "file-")), "report.txt");
+      writeFileSync(file, "keep");
+      expect(refused(file)).toContain("is a file");
+      expect(refused(path.join(file, "sub"))).toContain("cannot be created");
+      expect(readFileSync(file, "utf8")).toBe("keep");
+    });
+
+    it("the home directory, / and a directory containing the repository are refused", () => {
+      expect(checkOutDir(homedir(), ROOT)).toContain("the home directory");
+      expect(checkOutDir("/", ROOT)).toContain("the root directory");
+      expect(checkOutDir(path.dirname(ROOT), ROOT)).toContain("contains the repository");
+    });
+
+    it("a new directory, an empty one, one under out/ and one an earlier synth wrote are accepted", () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "out-"));
+      expect(checkOutDir(path.join(dir, "new", "deeper"), ROOT)).toBeUndefined();
+      expect(checkOutDir(dir, ROOT)).toBeUndefined();
+      writeFileSync(path.join(dir, "resources.json"), "{}");
+      expect(checkOutDir(dir, ROOT)).toContain("holds other files");
+      writeFileSync(path.join(dir, OUT_MARKER), "");
+      expect(checkOutDir(dir, ROOT)).toBeUndefined();
+      expect(checkOutDir(path.join(ROOT, "out", "anything"), ROOT)).toBeUndefined();
+    });
+  });
+
+  it("an unknown --stack names the stacks that exist", () => {
+    const run = cli(["--stack", "prod"]);
+    expect(run.status).toBe(1);
+    const stacks = readdirSync(ROOT)
+      .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
+      .filter(Boolean)
+      .sort();
+    expect(stacks).toEqual(expect.arrayContaining(["dev", "office"]));
+    expect(run.stderr).toBe(
+      `there is no Pulumi.prod.yaml; stacks here: ${stacks.join(", ")} (or give --config <file>)\n`,
+    );
+  });
+
+  it("an unreadable stack file is one sentence, no stack trace", () => {
+    const run = cli(["--config", path.join(tmpdir(), "missing", "Pulumi.x.yaml")]);
+    expect(run.status).toBe(1);
+    expect(run.stderr.trim().split("\n")).toHaveLength(1);
+    expect(run.stderr).toMatch(/^cannot read .*Pulumi\.x\.yaml: /);
   });
 
   it("exits 2 naming every bad key path, and writes nothing", () => {

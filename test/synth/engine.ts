@@ -37,10 +37,13 @@ export interface NodeRuntimeOptions {
 }
 
 export function readRuntimeOptions(projectFile = path.join(ROOT, "Pulumi.yaml")): NodeRuntimeOptions {
-  const doc = parse(readFileSync(projectFile, "utf8")) as { runtime?: string | { options?: Record<string, unknown> } };
+  const doc = parse(readFileSync(projectFile, "utf8")) as {
+    runtime?: string | { options?: Record<string, unknown> };
+  };
   const options = (typeof doc.runtime === "object" ? doc.runtime.options : undefined) ?? {};
   const nodeargs = options.nodeargs;
-  if (nodeargs !== undefined && typeof nodeargs !== "string") throw new Error("nodeargs option must be a string");
+  if (nodeargs !== undefined && typeof nodeargs !== "string")
+    throw new Error("nodeargs option must be a string");
   return {
     typescript: options.typescript === undefined ? true : options.typescript === true,
     ...(typeof options.tsconfig === "string" ? { tsconfig: options.tsconfig } : {}),
@@ -115,6 +118,8 @@ export interface EngineRun {
   errors: string[];
   launch: Launch;
   exitCode: number | null;
+  /** From the program's process start to its exit. */
+  durationMs: number;
   stdout: string;
   stderr: string;
 }
@@ -171,8 +176,10 @@ export async function runThroughEngine(
     }),
   });
   const port: number = await new Promise((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err: Error | null, p: number) =>
-      err ? reject(err) : resolve(p),
+    server.bindAsync(
+      "127.0.0.1:0",
+      grpc.ServerCredentials.createInsecure(),
+      (err: Error | null, p: number) => (err ? reject(err) : resolve(p)),
     ),
   );
   const address = `127.0.0.1:${port}`;
@@ -186,6 +193,7 @@ export async function runThroughEngine(
     engine: address,
   });
   try {
+    const started = performance.now();
     const child = spawn(process.execPath, launch.argv, {
       cwd: ROOT,
       env: { ...process.env, ...env, ...launch.env },
@@ -199,7 +207,8 @@ export async function runThroughEngine(
       child.on("error", reject);
       child.on("close", (code) => resolve(code));
     });
-    return { monitor, warnings, errors, launch, exitCode, stdout, stderr };
+    const durationMs = Math.round(performance.now() - started);
+    return { monitor, warnings, errors, launch, exitCode, durationMs, stdout, stderr };
   } finally {
     server.forceShutdown();
   }

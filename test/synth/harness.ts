@@ -13,22 +13,16 @@
  *   this process with the monitor in the SDK's monitor slot; after the first run a synth takes a
  *   fraction of a second. test/synth.test.ts proves both give the same resources, outputs and files.
  */
-import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { clearArtifacts, recordedArtifacts, SYNTH_ARTIFACTS_ENV } from "../../components/artifacts";
 import { loadConfig } from "../../config/load";
 import { type Launch, runThroughEngine } from "./engine";
 import { type MonitorOptions, RecordingMonitor, SECRET_PLACEHOLDER, type SynthResource } from "./monitor";
-import { tempRoot } from "../support/tempDirs";
 
-export {
-  type ResourceOptions,
-  SECRET_PLACEHOLDER,
-  type SynthResource,
-  UNKNOWN_PLACEHOLDER,
-} from "./monitor";
+export { type ResourceOptions, SECRET_PLACEHOLDER, type SynthResource, UNKNOWN_PLACEHOLDER } from "./monitor";
 
 export interface SynthResult {
   resources: SynthResource[];
@@ -41,6 +35,8 @@ export interface SynthResult {
   warnings: string[];
   /** How the program was started (via: "engine"). */
   launch?: Launch;
+  /** The program process's lifetime, start to exit (via: "engine"). */
+  durationMs?: number;
 }
 
 export interface SynthOptions {
@@ -58,10 +54,7 @@ export interface SynthOptions {
   env?: Record<string, string>;
 }
 
-/** A deterministic placeholder for a `secure:` config value that cannot be decrypted offline. */
-export function securePlaceholder(key: string): string {
-  return `SYNTHSECRET-config-${createHash("sha256").update(key).digest("hex").slice(0, 16)}`;
-}
+export { securePlaceholder } from "./stackFile";
 
 /**
  * Runs the program once. Config problems throw ConfigError before anything runs: the harness
@@ -81,8 +74,11 @@ export async function synth(options: SynthOptions): Promise<SynthResult> {
     : synthInProcess(monitorOptions, options, warnings);
 }
 
-async function synthThroughEngine(monitorOptions: MonitorOptions, options: SynthOptions): Promise<SynthResult> {
-  const dir = mkdtempSync(path.join(tempRoot(), "synth-run-"));
+async function synthThroughEngine(
+  monitorOptions: MonitorOptions,
+  options: SynthOptions,
+): Promise<SynthResult> {
+  const dir = mkdtempSync(path.join(tmpdir(), "attic-infra-synth-"));
   const sink = path.join(dir, "artifacts.jsonl");
   try {
     const run = await runThroughEngine(monitorOptions, options.config, options.secretKeys ?? [], {
@@ -116,6 +112,7 @@ async function synthThroughEngine(monitorOptions: MonitorOptions, options: Synth
       unknownFiles: declared.filter((p) => !(p in files)),
       warnings: run.warnings,
       launch: run.launch,
+      durationMs: run.durationMs,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -156,7 +153,13 @@ async function synthInProcess(
   warnings: string[],
 ): Promise<SynthResult> {
   const monitor = new RecordingMonitor(monitorOptions);
-  sdk.settings.setMockOptions(monitor, monitorOptions.project, monitorOptions.stack, monitorOptions.preview, "organization");
+  sdk.settings.setMockOptions(
+    monitor,
+    monitorOptions.project,
+    monitorOptions.stack,
+    monitorOptions.preview,
+    "organization",
+  );
   await sdk.settings.awaitFeatureSupport();
   pulumi.runtime.setAllConfig(options.config, options.secretKeys ?? []);
   // A dynamic provider's closure is serialized asynchronously, and only once per process when

@@ -255,14 +255,23 @@ export class RecordingMonitor {
     return out.filter((u) => u !== urn).sort();
   }
 
-  registerResourceOutputs(req: { getUrn(): string; getOutputs(): { toJavaScript(): unknown } | undefined }, cb: Callback<unknown>): void {
+  registerResourceOutputs(
+    req: { getUrn(): string; getOutputs(): { toJavaScript(): unknown } | undefined },
+    cb: Callback<unknown>,
+  ): void {
     if (req.getUrn() === this.stackUrn) {
-      this.outputs = clean(req.getOutputs()?.toJavaScript() ?? {}, this.opts.showSecrets) as Record<string, unknown>;
+      this.outputs = clean(req.getOutputs()?.toJavaScript() ?? {}, this.opts.showSecrets) as Record<
+        string,
+        unknown
+      >;
     }
     cb(null, new (pulumiRequire("google-protobuf/google/protobuf/empty_pb").Empty)());
   }
 
-  invoke(req: { getTok(): string; getArgs(): { toJavaScript(): unknown } | undefined }, cb: Callback<unknown>): void {
+  invoke(
+    req: { getTok(): string; getArgs(): { toJavaScript(): unknown } | undefined },
+    cb: Callback<unknown>,
+  ): void {
     try {
       const tok = req.getTok();
       const args = plain(req.getArgs()?.toJavaScript() ?? {}) as Record<string, unknown>;

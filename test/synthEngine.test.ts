@@ -1,0 +1,185 @@
+/**
+ * Synth through Pulumi's own entry point: `node @pulumi/pulumi/cmd/run` started as
+ * pulumi-language-nodejs starts it, against the recording engine (test/synth/engine.ts). These runs
+ * start a fresh process each (seconds): they live in their own file so they run beside the others.
+ */
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { exampleConfig, ROOT } from "./support/stacks";
+import { readRuntimeOptions } from "./synth/engine";
+import { type SynthResult, synth, UNKNOWN_PLACEHOLDER } from "./synth/harness";
+import { DYNAMIC_PROVIDER_PLACEHOLDER } from "./synth/monitor";
+
+const viaEngine = (stack: string, preview = false) =>
+  synth({ stack, config: exampleConfig(stack), via: "engine", preview });
+
+/** Words that mean a value was lost on the way: an undefined, an object or Output in a string. */
+const LEAKS = [
+  /\bundefined\b/,
+  /\[object Object\]/,
+  /(?<![A-Za-z0-9+/])NaN(?![A-Za-z0-9+/=])/,
+  /Calling \[toString\]/,
+];
+function leaks(r: SynthResult): string[] {
+  const texts: [string, string][] = [
+    ["resources", JSON.stringify(r.resources)],
+    ["outputs", JSON.stringify(r.outputs)],
+    ...Object.entries(r.files).map(([f, c]): [string, string] => [`files/${f}`, c]),
+  ];
+  return texts.flatMap(([where, text]) =>
+    LEAKS.filter((re) => re.test(text)).map(
+      (re) =>
+        `${where}: ${re.source} near ${text.slice(Math.max(0, text.search(re) - 80), text.search(re) + 20)}`,
+    ),
+  );
+}
+
+const byName = (r: SynthResult, type: string, name: string) => {
+  const found = r.resources.find((e) => e.type === type && e.name === name);
+  if (!found) throw new Error(`no ${type} ${name}`);
+  return found;
+};
+
+let dev: SynthResult;
+let devPreview: SynthResult;
+let office: SynthResult;
+let officePreview: SynthResult;
+
+beforeAll(async () => {
+  // First, while this worker is otherwise idle: it is also the timing measurement.
+  devPreview = await viaEngine("dev", true);
+  dev = await viaEngine("dev");
+  office = await viaEngine("office");
+  officePreview = await viaEngine("office", true);
+});
+
+describe("the program runs as `pulumi preview` runs it", () => {
+  it("starts node_modules/@pulumi/pulumi/cmd/run with the language host's flags, ending with the program directory", () => {
+    const argv = dev.launch!.argv;
+    const run = argv.findIndex((a) => a.endsWith(path.join("@pulumi", "pulumi", "cmd", "run", "index.js")));
+    expect(run).toBeGreaterThanOrEqual(0);
+    const flags = argv.slice(run + 1);
+    const flag = (name: string) => flags[flags.indexOf(`--${name}`) + 1];
+    expect(flags.filter((a) => a.startsWith("--"))).toEqual([
+      "--monitor",
+      "--engine",
+      "--organization",
+      "--project",
+      "--root-directory",
+      "--stack",
+      "--pwd",
+      "--parallel",
+    ]);
+    expect([flag("project"), flag("stack"), flag("pwd"), flags.at(-1)]).toEqual([
+      "attic-infra",
+      "dev",
+      ROOT,
+      ".",
+    ]);
+    expect(devPreview.launch!.argv).toContain("--dry-run");
+  });
+
+  it("hands config over as PULUMI_CONFIG does: `<ns>:config:<key>` keys, structured values as JSON text, which the SDK decodes", () => {
+    const config = JSON.parse(dev.launch!.env.PULUMI_CONFIG!) as Record<string, string>;
+    expect(Object.keys(config)).toContain("attic-infra:config:sites");
+    expect(config["attic-infra:config:sites"]).toBe('["aws"]');
+    expect(config["aws:config:region"]).toBe("us-east-1");
+    expect(dev.launch!.env.PULUMI_CONFIG_SECRET_KEYS).toBe("[]");
+    // The program read `attic-infra:sites` back as a list: the SDK turned the keys back.
+    expect(dev.outputs.sites).toEqual(["aws"]);
+  });
+
+  it("uses exactly the runtime options of Pulumi.yaml", () => {
+    const doc = parse(readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as {
+      runtime: { options: Record<string, unknown> };
+    };
+    const { options } = doc.runtime;
+    const env = dev.launch!.env;
+    expect(env.PULUMI_NODEJS_TYPESCRIPT).toBe(options.typescript === false ? undefined : "true");
+    expect(env.PULUMI_NODEJS_TSCONFIG_PATH).toBe(options.tsconfig);
+    const nodeargs =
+      typeof options.nodeargs === "string" ? options.nodeargs.split(/\s+/).filter(Boolean) : [];
+    expect(dev.launch!.argv.slice(0, nodeargs.length)).toEqual(nodeargs);
+    expect(readRuntimeOptions()).toEqual({
+      typescript: options.typescript !== false,
+      ...(options.tsconfig ? { tsconfig: options.tsconfig } : {}),
+      nodeargs,
+    });
+  });
+
+  it("the deploy-time tsconfig turns type-checking off (the SDK reads noCheck from that file's own compilerOptions)", () => {
+    const tsconfig = readRuntimeOptions().tsconfig!;
+    const text = readFileSync(path.join(ROOT, tsconfig), "utf8").replace(/^\s*\/\/.*$/gm, "");
+    expect((JSON.parse(text) as { compilerOptions: { noCheck?: boolean } }).compilerOptions.noCheck).toBe(
+      true,
+    );
+  });
+
+  it("a cold dev preview (fresh process, empty ts-node cache) takes at most 6 s", () => {
+    expect(devPreview.durationMs).toBeLessThanOrEqual(6000);
+  });
+});
+
+describe("what the recording engine records", () => {
+  it("URNs chain every parent type, as the engine builds them; the root stack adds none", () => {
+    const vpc = byName(dev, "aws:ec2/vpc:Vpc", "aws-network-vpc");
+    expect(vpc.urn).toBe(
+      "urn:pulumi:dev::attic-infra::attic:aws:Site$attic:aws:Network$aws:ec2/vpc:Vpc::aws-network-vpc",
+    );
+    const site = byName(dev, "attic:aws:Site", "aws");
+    expect(site.parent).toBe("urn:pulumi:dev::attic-infra::pulumi:pulumi:Stack::attic-infra-dev");
+    expect(site.urn).toBe("urn:pulumi:dev::attic-infra::attic:aws:Site::aws");
+  });
+
+  it("the dynamic cache provider arrives serialized, as module text in __provider", () => {
+    const cache = dev.resources.find((e) => e.type.startsWith("pulumi-nodejs:dynamic/"));
+    expect(cache?.inputs.__provider).toBe(DYNAMIC_PROVIDER_PLACEHOLDER);
+  });
+
+  it("explicit providers are referenced as urn::id", () => {
+    const vpc = byName(dev, "aws:ec2/vpc:Vpc", "aws-network-vpc");
+    expect(vpc.provider).toMatch(/^urn:pulumi:dev::attic-infra::pulumi:providers:aws::aws::.+/);
+  });
+
+  it("gives the same resources, outputs and files as the in-process transport the other tests use", async () => {
+    for (const [stack, viaCmdRun] of [
+      ["dev", dev],
+      ["office", office],
+    ] as const) {
+      const inProcess = await synth({ stack, config: exampleConfig(stack) });
+      const sorted = (r: SynthResult) => [...r.resources].sort((a, b) => a.urn.localeCompare(b.urn));
+      expect(sorted(viaCmdRun)).toEqual(sorted(inProcess));
+      expect(viaCmdRun.outputs).toEqual(inProcess.outputs);
+      expect(viaCmdRun.files).toEqual(inProcess.files);
+    }
+  });
+
+  it("outputs providers compute have values: the autoscaling target names the ECS service", () => {
+    const target = dev.resources.find((e) => e.type === "aws:appautoscaling/target:Target");
+    expect(target?.inputs.resourceId).toMatch(/^service\/aws-ecs-cluster\/aws-ecs-api-[0-9a-f]{7}$/);
+    expect(leaks(dev)).toEqual([]);
+    expect(leaks(office)).toEqual([]);
+  });
+});
+
+describe("--preview: every resource is a create, computed values stay unknown", () => {
+  it("computed outputs are reported as unknown, inputs the program knows stay", () => {
+    expect((devPreview.outputs.aws as Record<string, unknown>).bucketName).toBe(UNKNOWN_PLACEHOLDER);
+    expect((devPreview.outputs.aws as Record<string, unknown>).endpoint).toBe("https://attic.example.com/");
+  });
+
+  for (const stack of ["dev", "office"] as const) {
+    it(`${stack}: every file a synth writes is written or listed as unknown until deploy, and nothing leaks`, () => {
+      const [full, preview] = stack === "dev" ? [dev, devPreview] : [office, officePreview];
+      expect([...Object.keys(preview.files), ...preview.unknownFiles].sort()).toEqual(
+        Object.keys(full.files).sort(),
+      );
+      expect(preview.resources.map((r) => r.urn)).toEqual(
+        expect.arrayContaining(full.resources.map((r) => r.urn)),
+      );
+      expect(leaks(preview)).toEqual([]);
+    });
+  }
+});
