@@ -28,6 +28,8 @@ async function main(): Promise<Record<string, unknown>> {
 
   const outputs: Record<string, unknown> = { sites: config.sites };
   const signingKey = config.attic ? tokenSigningKey() : undefined;
+  // For `pulumi state unprotect` / `pulumi up --replace` when rotating it (docs/runbooks.md).
+  if (signingKey) outputs.signingKeyUrn = signingKey.urn;
 
   let awsSite: AwsSite | undefined;
   if (config.aws && config.attic && signingKey) {
@@ -48,6 +50,8 @@ async function main(): Promise<Record<string, unknown>> {
       databaseEndpoint: site.databaseEndpoint,
       logGroup: site.logGroup,
       gcRunTask: site.gcRunTask,
+      ...(site.database ? { database: site.database } : {}),
+      ecs: site.ecs,
       alarmTopicArn: site.alarmTopicArn,
       caches: site.caches,
       tokens: site.tokens,
@@ -78,6 +82,8 @@ async function main(): Promise<Record<string, unknown>> {
       vlanId: sw.vlanId,
       leases: sw.leases,
       dnsRecords: sw.dnsRecords,
+      // `pulumi up --target` pattern for the switch alone: the component and all its children.
+      target: `urn:pulumi:${pulumi.getStack()}::${pulumi.getProject()}::attic:mikrotik:Switch**`,
     };
   }
   return outputs;

@@ -25,7 +25,7 @@ describe("site selection", () => {
     expect(componentTypes(dev)).toContain("attic:aws:Site");
     expect(componentTypes(dev)).not.toContain("attic:office:Site");
     expect(componentTypes(dev)).not.toContain("attic:mikrotik:Switch");
-    expect(Object.keys(dev.outputs).sort()).toEqual(["aws", "sites"]);
+    expect(Object.keys(dev.outputs).sort()).toEqual(["aws", "signingKeyUrn", "sites"]);
   });
 
   it("the office stack (sites: [office, mikrotik]) registers those two and no AWS resource", () => {
@@ -36,7 +36,7 @@ describe("site selection", () => {
     expect(
       office.resources.filter((e) => e.type.startsWith("aws:") || e.type === "pulumi:providers:aws"),
     ).toEqual([]);
-    expect(Object.keys(office.outputs).sort()).toEqual(["mikrotik", "office", "sites"]);
+    expect(Object.keys(office.outputs).sort()).toEqual(["mikrotik", "office", "signingKeyUrn", "sites"]);
   });
 
   it("each site exports one structured output", () => {
@@ -44,7 +44,9 @@ describe("site selection", () => {
       "alarmTopicArn",
       "bucketName",
       "caches",
+      "database",
       "databaseEndpoint",
+      "ecs",
       "endpoint",
       "gcRunTask",
       "logGroup",
@@ -56,6 +58,7 @@ describe("site selection", () => {
       "dnsRecords",
       "gateway",
       "leases",
+      "target",
       "vlanId",
     ]);
   });
