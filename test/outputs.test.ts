@@ -45,7 +45,9 @@ function runbookPaths(text: string): Path[] {
   const jqPaths = (expr: string) =>
     [...expr.matchAll(/(?<![\w"])\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)/g)].map((m) => m[1]!.split("."));
   for (const line of text.split("\n")) {
-    for (const m of line.matchAll(/(?:(\w+)=)?\$\(pulumi stack output (\w+)[^|)]*(?:\|\s*jq(?: -r)? ('[^']*'|\S+))?\)/g)) {
+    for (const m of line.matchAll(
+      /(?:(\w+)=)?\$\(pulumi stack output (\w+)[^|)]*(?:\|\s*jq(?: -r)? ('[^']*'|\S+))?\)/g,
+    )) {
       const base = [m[2]!];
       const full = m[3] ? jqPaths(m[3]).map((p) => [...base, ...p]) : [base];
       found.push(...full);
@@ -86,7 +88,12 @@ describe("the output contract (docs/outputs.md)", () => {
   it("every `pulumi stack output` path the runbooks read exists and is documented", () => {
     const used = runbookPaths(docs("runbooks.md"));
     expect(used.map((p) => p.join("."))).toEqual(
-      expect.arrayContaining(["signingKeyUrn", "aws.database.subnetGroup", "aws.ecs.apiService", "aws.gcRunTask.subnets"]),
+      expect.arrayContaining([
+        "signingKeyUrn",
+        "aws.database.subnetGroup",
+        "aws.ecs.apiService",
+        "aws.gcRunTask.subnets",
+      ]),
     );
     expect(used.filter((p) => !inSomeStack(p)).map((p) => p.join("."))).toEqual([]);
     // Documented itself, or an object whose members are (`aws`, `aws.gcRunTask`).

@@ -63,7 +63,12 @@ beforeAll(async () => {
     },
   });
   cost = JSON.parse(readFileSync(report, "utf8")) as typeof cost;
-  dev = await viaEngine("dev");
+  // An office block the dev stack does not deploy: the program warns about it, once.
+  const config = {
+    ...exampleConfig("dev"),
+    "attic-infra:office": exampleConfig("office")["attic-infra:office"]!,
+  };
+  dev = await synth({ stack: "dev", config, via: "engine" });
   // The office stack through cmd/run is synth.test.ts's command-line test; here, in process.
   office = await synth({ stack: "office", config: exampleConfig("office") });
   officePreview = await viaEngine("office", true);
@@ -103,6 +108,12 @@ describe("the program runs as `pulumi preview` runs it", () => {
     expect(dev.launch!.env.PULUMI_CONFIG_SECRET_KEYS).toBe("[]");
     // The program read `attic-infra:sites` back as a list: the SDK turned the keys back.
     expect(dev.outputs.sites).toEqual(["aws"]);
+  });
+
+  it("each warning the program logs reaches the engine once, without the SDK's [runtime] console prefix", () => {
+    expect(dev.warnings).toEqual([
+      "attic-infra:office: is set but sites does not list office; it is ignored",
+    ]);
   });
 
   it("uses exactly the runtime options of Pulumi.yaml", () => {
@@ -163,7 +174,11 @@ describe("what the recording engine records", () => {
   });
 
   it("gives the same resources, outputs and files as the in-process transport the other tests use", async () => {
-    const inProcess = await synth({ stack: "dev", config: exampleConfig("dev") });
+    const config = {
+      ...exampleConfig("dev"),
+      "attic-infra:office": exampleConfig("office")["attic-infra:office"]!,
+    };
+    const inProcess = await synth({ stack: "dev", config });
     const sorted = (r: SynthResult) => [...r.resources].sort((a, b) => a.urn.localeCompare(b.urn));
     expect(sorted(dev)).toEqual(sorted(inProcess));
     expect(dev.outputs).toEqual(inProcess.outputs);

@@ -25,6 +25,8 @@ export default function setup(): () => void {
     if (existsSync(root)) throw new Error(`the test run's temporary directory ${root} could not be removed`);
     const left = readdirSync(system).filter((f) => !before.has(f));
     if (left.length > 0)
-      console.warn(`WARNING: new in ${system} during the test run (ours or another job's): ${left.join(", ")}`);
+      console.warn(
+        `WARNING: new in ${system} during the test run (ours or another job's): ${left.join(", ")}`,
+      );
   };
 }
