@@ -35,6 +35,7 @@ export class AwsSite extends pulumi.ComponentResource {
   /** The ECS cluster and the api service, for `aws ecs update-service`. */
   public readonly ecs: pulumi.Output<{ cluster: string; apiService: string }>;
   public readonly alarmTopicArn: pulumi.Output<string>;
+  public readonly alarmEmailConfirmation?: string;
   public readonly caches: pulumi.Output<Record<string, CacheOutput>>;
   public readonly tokens: pulumi.Output<Record<string, string>>;
   public readonly nixConf: pulumi.Output<string>;
@@ -80,6 +81,7 @@ export class AwsSite extends pulumi.ComponentResource {
         securityGroupId: groups.albId,
         certificateArn: certificate.certificateArn,
         ownCertificate: site.dns !== undefined,
+        deregistrationDelaySeconds: site.service.deregistrationDelaySeconds,
       },
       child,
     );
@@ -133,8 +135,6 @@ export class AwsSite extends pulumi.ComponentResource {
       `${name}-monitoring`,
       {
         aws: site,
-        clusterName: service.clusterName,
-        serviceName: service.serviceName,
         loadBalancerArnSuffix: lb.arnSuffix,
         targetGroupArnSuffix: lb.targetGroupArnSuffix,
         ...(database.instanceIdentifier ? { databaseInstanceId: database.instanceIdentifier } : {}),
@@ -162,6 +162,7 @@ export class AwsSite extends pulumi.ComponentResource {
     if (database.restoreNames) this.database = database.restoreNames;
     this.ecs = pulumi.output({ cluster: service.clusterName, apiService: service.serviceName });
     this.alarmTopicArn = monitoring.topicArn;
+    if (monitoring.emailConfirmation) this.alarmEmailConfirmation = monitoring.emailConfirmation;
     this.caches = server.caches;
     this.tokens = server.tokens;
     this.nixConf = server.nixConf;
