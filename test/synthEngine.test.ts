@@ -11,31 +11,8 @@ import { parse } from "yaml";
 import { exampleConfig, ROOT } from "./support/stacks";
 import { readRuntimeOptions } from "./synth/engine";
 import { type SynthResult, synth, UNKNOWN_PLACEHOLDER } from "./synth/harness";
+import { leaks } from "./synth/leaks";
 import { DYNAMIC_PROVIDER_PLACEHOLDER } from "./synth/monitor";
-
-const viaEngine = (stack: string, preview = false) =>
-  synth({ stack, config: exampleConfig(stack), via: "engine", preview });
-
-/** Words that mean a value was lost on the way: an undefined, an object or Output in a string. */
-const LEAKS = [
-  /\bundefined\b/,
-  /\[object Object\]/,
-  /(?<![A-Za-z0-9+/])NaN(?![A-Za-z0-9+/=])/,
-  /Calling \[toString\]/,
-];
-function leaks(r: SynthResult): string[] {
-  const texts: [string, string][] = [
-    ["resources", JSON.stringify(r.resources)],
-    ["outputs", JSON.stringify(r.outputs)],
-    ...Object.entries(r.files).map(([f, c]): [string, string] => [`files/${f}`, c]),
-  ];
-  return texts.flatMap(([where, text]) =>
-    LEAKS.filter((re) => re.test(text)).map(
-      (re) =>
-        `${where}: ${re.source} near ${text.slice(Math.max(0, text.search(re) - 80), text.search(re) + 20)}`,
-    ),
-  );
-}
 
 const byName = (r: SynthResult, type: string, name: string) => {
   const found = r.resources.find((e) => e.type === type && e.name === name);
@@ -46,7 +23,6 @@ const byName = (r: SynthResult, type: string, name: string) => {
 let dev: SynthResult;
 let devPreview: SynthResult;
 let office: SynthResult;
-let officePreview: SynthResult;
 
 let cost: { cpuMs: number; wallMs: number };
 
@@ -71,7 +47,6 @@ beforeAll(async () => {
   dev = await synth({ stack: "dev", config, via: "engine" });
   // The office stack through cmd/run is synth.test.ts's command-line test; here, in process.
   office = await synth({ stack: "office", config: exampleConfig("office") });
-  officePreview = await viaEngine("office", true);
 });
 
 describe("the program runs as `pulumi preview` runs it", () => {
@@ -199,16 +174,15 @@ describe("--preview: every resource is a create, computed values stay unknown", 
     expect((devPreview.outputs.aws as Record<string, unknown>).endpoint).toBe("https://attic.example.com/");
   });
 
-  for (const stack of ["dev", "office"] as const) {
-    it(`${stack}: every file a synth writes is written or listed as unknown until deploy, and nothing leaks`, () => {
-      const [full, preview] = stack === "dev" ? [dev, devPreview] : [office, officePreview];
-      expect([...Object.keys(preview.files), ...preview.unknownFiles].sort()).toEqual(
-        Object.keys(full.files).sort(),
-      );
-      expect(preview.resources.map((r) => r.urn)).toEqual(
-        expect.arrayContaining(full.resources.map((r) => r.urn)),
-      );
-      expect(leaks(preview)).toEqual([]);
-    });
-  }
+  it("dev: every file a synth writes is written or listed as unknown until deploy, and nothing leaks", () => {
+    expect([...Object.keys(devPreview.files), ...devPreview.unknownFiles].sort()).toEqual(
+      Object.keys(dev.files).sort(),
+    );
+    expect(devPreview.unknownFiles.length).toBeGreaterThan(0);
+    expect(devPreview.resources.map((r) => r.urn)).toEqual(
+      expect.arrayContaining(dev.resources.map((r) => r.urn)),
+    );
+    expect(leaks(devPreview)).toEqual([]);
+  });
+  // office: synth.test.ts runs `npm run synth -- --stack office --preview`.
 });
