@@ -11,8 +11,7 @@
  */
 import { appendFileSync } from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
-
-export const SYNTH_ARTIFACTS_ENV = "ATTIC_INFRA_SYNTH_ARTIFACTS";
+import { SYNTH_ARTIFACTS_ENV } from "./artifactsSink";
 
 const recorded = new Map<string, pulumi.Output<string>>();
 

@@ -16,8 +16,8 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
-import { clearArtifacts, recordedArtifacts, SYNTH_ARTIFACTS_ENV } from "../../components/artifacts";
+import type * as pulumi from "@pulumi/pulumi";
+import { SYNTH_ARTIFACTS_ENV } from "../../components/artifactsSink";
 import { loadConfig } from "../../config/load";
 import { type Launch, runThroughEngine } from "./engine";
 import { type MonitorOptions, RecordingMonitor, SECRET_PLACEHOLDER, type SynthResource } from "./monitor";
@@ -141,36 +141,40 @@ interface SdkInternals {
   state: { getStore(): { settings: { options: Record<string, unknown> } } };
   stack: { runInPulumiStack(init: () => Promise<unknown>): Promise<unknown> };
 }
-const sdk: SdkInternals = {
+/** Loaded on first use: the engine transport (the command line) needs none of the SDK here. */
+const sdk = (): SdkInternals => ({
   settings: require("@pulumi/pulumi/runtime/settings"),
   state: require("@pulumi/pulumi/runtime/state"),
   stack: require("@pulumi/pulumi/runtime/stack"),
-};
+});
 
 async function synthInProcess(
   monitorOptions: MonitorOptions,
   options: SynthOptions,
   warnings: string[],
 ): Promise<SynthResult> {
+  const pulumi = await import("@pulumi/pulumi");
+  const { clearArtifacts, recordedArtifacts } = await import("../../components/artifacts");
+  const { settings, state, stack } = sdk();
   const monitor = new RecordingMonitor(monitorOptions);
-  sdk.settings.setMockOptions(
+  settings.setMockOptions(
     monitor,
     monitorOptions.project,
     monitorOptions.stack,
     monitorOptions.preview,
     "organization",
   );
-  await sdk.settings.awaitFeatureSupport();
+  await settings.awaitFeatureSupport();
   pulumi.runtime.setAllConfig(options.config, options.secretKeys ?? []);
   // A dynamic provider's closure is serialized asynchronously, and only once per process when
   // cached: the cache would make a second run in the same process register that resource earlier.
-  sdk.state.getStore().settings.options.cacheDynamicProviders = false;
+  state.getStore().settings.options.cacheDynamicProviders = false;
   clearArtifacts();
 
   const main = await loadProgram();
   // As cmd/run does: the program runs inside the root stack component, which registers its outputs.
-  await sdk.stack.runInPulumiStack(main);
-  await sdk.settings.waitForRPCs();
+  await stack.runInPulumiStack(main);
+  await settings.waitForRPCs();
 
   const files: Record<string, string> = {};
   const unknownFiles: string[] = [];
