@@ -12,7 +12,7 @@ import { exampleConfig, ROOT } from "./support/stacks";
 import { readRuntimeOptions } from "./synth/engine";
 import { type SynthResult, synth, UNKNOWN_PLACEHOLDER } from "./synth/harness";
 import { leaks } from "./synth/leaks";
-import { DYNAMIC_PROVIDER_PLACEHOLDER } from "./synth/monitor";
+import { DYNAMIC_PROVIDER_PLACEHOLDER, RecordingMonitor } from "./synth/monitor";
 
 const byName = (r: SynthResult, type: string, name: string) => {
   const found = r.resources.find((e) => e.type === type && e.name === name);
@@ -185,4 +185,79 @@ describe("--preview: every resource is a create, computed values stay unknown", 
     expect(leaks(devPreview)).toEqual([]);
   });
   // office: synth.test.ts runs `npm run synth -- --stack office --preview`.
+});
+
+describe("the recording monitor, request by request (options the program does not use yet)", () => {
+  const proto = (p: string) => require(`@pulumi/pulumi/proto/${p}`);
+  const { Struct } = require("google-protobuf/google/protobuf/struct_pb");
+
+  function register(monitor: RecordingMonitor, build: (req: any, resproto: any, aliasproto: any) => void) {
+    const resproto = proto("resource_pb");
+    const req = new resproto.RegisterResourceRequest();
+    req.setType("random:index/randomPassword:RandomPassword");
+    req.setName("db-password");
+    req.setParent("urn:pulumi:dev::attic-infra::attic:aws:Site$attic:aws:Database::aws-database");
+    req.setCustom(true);
+    req.setObject(Struct.fromJavaScript({ length: 32 }));
+    build(req, resproto, proto("alias_pb"));
+    return new Promise<any>((resolve, reject) =>
+      monitor.registerResource(req, (err, res) => (err ? reject(err) : resolve(res))),
+    );
+  }
+  const newMonitor = () =>
+    new RecordingMonitor({
+      project: "attic-infra",
+      stack: "dev",
+      preview: false,
+      showSecrets: false,
+      region: "us-east-1",
+    });
+
+  it("records custom timeouts and resolves alias specs to URNs as the engine does", async () => {
+    const monitor = newMonitor();
+    await register(monitor, (req, resproto, aliasproto) => {
+      const t = new resproto.RegisterResourceRequest.CustomTimeouts();
+      t.setCreate("40m");
+      t.setDelete("2h");
+      req.setCustomtimeouts(t);
+      const renamed = new aliasproto.Alias.Spec();
+      renamed.setName("old-password");
+      const moved = new aliasproto.Alias.Spec();
+      moved.setNoparent(true);
+      req.setAliasesList([renamed, moved].map((spec) => new aliasproto.Alias().setSpec(spec)));
+      req.setProtect(true);
+      req.setRetainondelete(true);
+    });
+    const [recorded] = monitor.resources;
+    expect(recorded!.options).toMatchObject({
+      protect: true,
+      retainOnDelete: true,
+      customTimeouts: { create: "40m", delete: "2h" },
+      aliases: [
+        "urn:pulumi:dev::attic-infra::attic:aws:Site$attic:aws:Database$random:index/randomPassword:RandomPassword::old-password",
+        "urn:pulumi:dev::attic-infra::random:index/randomPassword:RandomPassword::db-password",
+      ],
+    });
+    expect(recorded!.urn).toBe(
+      "urn:pulumi:dev::attic-infra::attic:aws:Site$attic:aws:Database$random:index/randomPassword:RandomPassword::db-password",
+    );
+  });
+
+  it("returns additionalSecretOutputs as secrets, as the engine does; a preview returns no id and only the inputs", async () => {
+    const res = await register(newMonitor(), (req) => req.setAdditionalsecretoutputsList(["result"]));
+    const state = res.getObject().toJavaScript();
+    expect(state.result).toMatchObject({
+      "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+    });
+    expect(state.length).toBe(32);
+    const preview = new RecordingMonitor({
+      project: "attic-infra",
+      stack: "dev",
+      preview: true,
+      showSecrets: false,
+      region: "us-east-1",
+    });
+    const previewed = await register(preview, () => {});
+    expect([previewed.getId(), previewed.getObject().toJavaScript()]).toEqual(["", { length: 32 }]);
+  });
 });

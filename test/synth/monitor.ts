@@ -90,6 +90,16 @@ export function clean(value: unknown, showSecrets: boolean, key?: string): unkno
   return value;
 }
 
+function customTimeouts(
+  t: ReturnType<RegisterRequest["getCustomtimeouts"]>,
+): ResourceOptions["customTimeouts"] {
+  const out: ResourceOptions["customTimeouts"] = {};
+  if (t?.getCreate()) out.create = t.getCreate();
+  if (t?.getUpdate()) out.update = t.getUpdate();
+  if (t?.getDelete()) out.delete = t.getDelete();
+  return out;
+}
+
 /** Wire value → what a provider sees: secrets unwrapped, unknowns absent. */
 function plain(value: unknown): unknown {
   if (value === UNKNOWN) return undefined;
@@ -172,7 +182,6 @@ export class RecordingMonitor {
       const object = (req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>;
       const implicit = new Set<string>();
       req.getPropertydependenciesMap().forEach((deps) => deps.getUrnsList().forEach((u) => implicit.add(u)));
-      const timeouts = req.getCustomtimeouts();
       this.resources.push({
         urn,
         type,
@@ -193,11 +202,7 @@ export class RecordingMonitor {
             .filter((u) => !implicit.has(u))
             .sort(),
           aliases: this.aliasUrns(req, urn),
-          customTimeouts: Object.fromEntries(
-            (["create", "update", "delete"] as const)
-              .map((k) => [k, timeouts?.[`get${k[0]!.toUpperCase()}${k.slice(1)}` as "getCreate"]()])
-              .filter(([, v]) => v),
-          ),
+          customTimeouts: customTimeouts(req.getCustomtimeouts()),
         },
       });
       if (type === STACK_TYPE && !parent) this.stackUrn = urn;
