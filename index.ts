@@ -62,6 +62,8 @@ async function main(): Promise<Record<string, unknown>> {
   const signingKey = config.attic ? tokenSigningKey() : undefined;
   // For `pulumi state unprotect` / `pulumi up --replace` when rotating it (docs/runbooks.md).
   if (signingKey) outputs.signingKeyUrn = signingKey.urn;
+  // Public: `npm run verify` checks each exported token against it.
+  if (signingKey) outputs.tokenPublicKey = signingKey.publicKeyPem;
 
   let awsSite: AwsSite | undefined;
   if (config.aws && config.attic && signingKey && provider) {

@@ -1,6 +1,6 @@
 /** attic-infra:aws — atticd on ECS Fargate behind an ALB, S3 chunks, RDS metadata. */
 import { z } from "zod";
-import rdsPostgresql from "../data/rds-postgresql.json";
+import rdsPostgresql from "./rds-postgresql.json";
 import {
   arn,
   dedicatedOrExisting,
@@ -121,7 +121,7 @@ const networkSchema = z
         },
   );
 
-/** RDS for PostgreSQL major versions with their end of standard support (data/rds-postgresql.json). */
+/** RDS for PostgreSQL major versions with their end of standard support (config/rds-postgresql.json). */
 export const RDS_POSTGRES_VERSIONS: Record<string, { endOfStandardSupport: string }> =
   rdsPostgresql.majorVersions;
 
@@ -141,7 +141,7 @@ export function engineVersionVerdict(
     .filter(([, v]) => new Date(`${v.endOfStandardSupport}T23:59:59Z`) >= today)
     .map(([k]) => k);
   if (!entry) {
-    const message = `${where}: ${show(version)} is not a PostgreSQL major version RDS offers (known: ${Object.keys(RDS_POSTGRES_VERSIONS).join(", ")}; data/rds-postgresql.json)`;
+    const message = `${where}: ${show(version)} is not a PostgreSQL major version RDS offers (known: ${Object.keys(RDS_POSTGRES_VERSIONS).join(", ")}; config/rds-postgresql.json)`;
     return instanceExists ? { warning: message } : { error: message };
   }
   const end = new Date(`${entry.endOfStandardSupport}T23:59:59Z`);

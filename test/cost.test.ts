@@ -3,14 +3,14 @@
  * dev example and on a stack that shares existing infrastructure (test/fixtures/Pulumi.shared.yaml),
  * one program run each; the command itself runs once, as the pull request workflow runs it.
  * What this proves: which items are priced, with which quantities, at the prices in
- * data/aws-prices.json. What it does not: that those prices are current (their date is in the file).
+ * ci/cost/aws-prices.json. What it does not: that those prices are current (their date is in the file).
  */
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { beforeAll, describe, expect, it } from "vitest";
-import { costCommand } from "../cost/cli";
-import { type CostLine, estimate, renderMarkdown, runsPerMonth } from "../cost/estimate";
+import { costCommand } from "../ci/cost/cli";
+import { type CostLine, estimate, renderMarkdown, runsPerMonth } from "../ci/cost/estimate";
 import { RDS_POSTGRES_VERSIONS } from "../config/schema";
 import { type SynthResult, synth } from "./synth/harness";
 import { readStackFile } from "./synth/stackFile";

@@ -113,7 +113,7 @@ describe("the tools the docs use", () => {
       new RegExp(`(^ {4}|\`|\\$\\(|\\| )${tool.replace(/[-]/g, "\\-")}[ \`]`, "m").test(text),
     );
 
-  for (const tool of ["jq", "aws", "curl", "ssh-keyscan", "gh", "glab"]) {
+  for (const tool of ["jq", "aws", "ssh-keyscan", "gh", "glab"]) {
     it(`${tool}: used in the docs, listed in the README's prerequisites`, () => {
       expect(used(tool)).toBe(true);
       expect(prerequisites).toContain(`\`${tool}\``);

@@ -26,7 +26,7 @@ describe("site selection", () => {
     expect(componentTypes(dev)).toContain("attic:aws:Site");
     expect(componentTypes(dev)).not.toContain("attic:office:Site");
     expect(componentTypes(dev)).not.toContain("attic:mikrotik:Switch");
-    expect(Object.keys(dev.outputs).sort()).toEqual(["aws", "signingKeyUrn", "sites"]);
+    expect(Object.keys(dev.outputs).sort()).toEqual(["aws", "signingKeyUrn", "sites", "tokenPublicKey"]);
   });
 
   it("the office stack (sites: [office, mikrotik]) registers those two and no AWS resource", () => {
@@ -37,7 +37,13 @@ describe("site selection", () => {
     expect(
       office.resources.filter((e) => e.type.startsWith("aws:") || e.type === "pulumi:providers:aws"),
     ).toEqual([]);
-    expect(Object.keys(office.outputs).sort()).toEqual(["mikrotik", "office", "signingKeyUrn", "sites"]);
+    expect(Object.keys(office.outputs).sort()).toEqual([
+      "mikrotik",
+      "office",
+      "signingKeyUrn",
+      "sites",
+      "tokenPublicKey",
+    ]);
   });
 
   it("each site exports one structured output", () => {

@@ -10,10 +10,10 @@
  */
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError } from "../config/load";
-import { RDS_POSTGRES_VERSIONS } from "../config/schema";
-import { synth } from "../test/synth/harness";
-import { readProjectName, readStackFile } from "../test/synth/stackFile";
+import { ConfigError } from "../../config/load";
+import { RDS_POSTGRES_VERSIONS } from "../../config/schema";
+import { synth } from "../../test/synth/harness";
+import { readProjectName, readStackFile } from "../../test/synth/stackFile";
 import {
   ASSUMPTION_FLAGS,
   type Assumptions,
@@ -23,7 +23,7 @@ import {
   renderText,
 } from "./estimate";
 
-const ROOT = path.resolve(__dirname, "..");
+const ROOT = path.resolve(__dirname, "..", "..");
 const USAGE = `usage: npm run cost -- (--stack <name> | --config <stack yaml>) [--markdown] [assumption flags]
 
 Assumption flags (defaults): ${(Object.keys(ASSUMPTION_FLAGS) as Array<keyof Assumptions>)
