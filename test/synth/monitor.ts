@@ -13,8 +13,9 @@
  *   so the SDK resolves every computed output as unknown — a create-preview.
  * - `additionalSecretOutputs` wraps those outputs as secrets (the engine does this, not the SDK).
  * - Stack outputs arrive through RegisterResourceOutputs on the root stack resource.
- * - The features a current engine advertises (GetDeploymentInfo), including output values and alias
- *   specs, so the SDK serializes exactly what it sends to a real engine.
+ * - Of the features a current engine advertises (GetDeploymentInfo), those that change what the SDK
+ *   sends for this program: secrets, resource references, output values, deletedWith, alias specs.
+ *   Transforms, hooks and parameterization are not advertised (the program uses none of them).
  *
  * What it does not prove: provider Check/Diff (input validation by the AWS provider, defaults it
  * fills in), default providers, update or replace plans against existing state, and real values.
@@ -134,9 +135,6 @@ export class RecordingMonitor {
   private readonly fakes: ReturnType<typeof makeMocks>;
   private readonly states = new Map<string, { id: string; state: Record<string, unknown> }>();
   private stackUrn = "";
-  private shutdown: (() => void) | undefined;
-  /** Resolves when the program signals it is done (SignalAndWaitForShutdown). */
-  readonly done = new Promise<void>((resolve) => (this.shutdown = resolve));
 
   constructor(private readonly opts: MonitorOptions) {
     this.fakes = makeMocks(opts.region);
@@ -300,8 +298,8 @@ export class RecordingMonitor {
     cb(new Error("synth: the program reads no existing resources (ReadResource is not modelled)"));
   }
 
+  /** The program is done; an engine would now run deletes and hooks. There are none here. */
   signalAndWaitForShutdown(_req: unknown, cb: Callback<unknown>): void {
-    this.shutdown?.();
     cb(null, new (pulumiRequire("google-protobuf/google/protobuf/empty_pb").Empty)());
   }
 }
