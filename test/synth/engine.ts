@@ -28,6 +28,7 @@ const emptyproto = pulumiRequire("google-protobuf/google/protobuf/empty_pb");
 export const ROOT = path.resolve(__dirname, "..", "..");
 /** The DIY backends (s3://, file://) always name the organization this (pkg/backend/diy). */
 const DIY_ORGANIZATION = "organization";
+const PROGRAM_TIMEOUT_MS = 120_000;
 
 /** `runtime.options` of Pulumi.yaml, as pulumi-language-nodejs `parseOptions` reads them. */
 export interface NodeRuntimeOptions {
@@ -203,10 +204,14 @@ export async function runThroughEngine(
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exitCode: number | null = await new Promise((resolve, reject) => {
+    // A program that never finishes (an Output that never resolves) must not hang synth.
+    const timer = setTimeout(() => child.kill("SIGKILL"), PROGRAM_TIMEOUT_MS);
+    const exitCode = await new Promise<number | null>((resolve, reject) => {
       child.on("error", reject);
       child.on("close", (code) => resolve(code));
-    });
+    }).finally(() => clearTimeout(timer));
+    if (exitCode === null)
+      throw new Error(`the program did not finish within ${PROGRAM_TIMEOUT_MS / 1000} s and was stopped`);
     const durationMs = Math.round(performance.now() - started);
     return { monitor, warnings, errors, launch, exitCode, durationMs, stdout, stderr };
   } finally {
