@@ -25,8 +25,12 @@ import { exampleBlocks, exampleConfig, ROOT, synthExample, toConfigMap } from ".
 import { haveTool } from "./support/tools";
 import { synth } from "./synth/harness";
 
-/** The office example's URNs before the deployer component (#10), captured from that code. */
+/**
+ * The office example's URNs before the deployer component (#10), captured from that code (main at
+ * f66aed2) with the synth engine, which names URNs as the Pulumi engine does.
+ */
 const URNS_BEFORE_10 = [
+  "urn:pulumi:office::attic-infra::pulumi:pulumi:Stack::attic-infra-office",
   "urn:pulumi:office::attic-infra::attic:office:Site::office",
   "urn:pulumi:office::attic-infra::attic:mikrotik:Switch::mikrotik",
   "urn:pulumi:office::attic-infra::tls:index/privateKey:PrivateKey::token-signing-key",
@@ -35,13 +39,13 @@ const URNS_BEFORE_10 = [
   "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-host",
   "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-backup",
   "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-module",
-  "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-env",
   "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-arm",
-  "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-switch",
+  "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-env",
   "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-apply",
+  "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-switch",
   "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-confirm",
   "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-confirm",
-  "urn:pulumi:office::attic-infra::attic:attic:Server$pulumi-nodejs:dynamic/attic-infra:AtticCache::office-attic-cache-n3x",
+  "urn:pulumi:office::attic-infra::attic:office:Site$attic:attic:Server$pulumi-nodejs:dynamic/attic-infra:AtticCache::office-attic-cache-n3x",
 ];
 /**
  * The step resources the one deploy resource replaced. They had no `delete` (remote.Command's
