@@ -446,7 +446,13 @@ if ! timeout ${o.times.activationSeconds} systemd-run --unit=${ACTIVATION_UNIT} 
   tail -n 40 "$work/activate.log" >&2
   roll_back_and_fail "activating $toplevel failed (last lines above)"
 fi
+# The rollback may have fired meanwhile (this session could have been cut off and linger): act
+# on the host again only under the lock, and only while this deploy is still the pending one.
+lock
+[ "$(cat "$PENDING/id" 2>/dev/null || true)" = "$DEPLOY_ID" ] \
+  || fail "deploy $DEPLOY_ID was rolled back while it activated (the dead-man fired: journalctl -u ${ROLLBACK_UNIT}); run pulumi up again"
 if [ "$env_changed" = 1 ]; then systemctl restart ${shList(s.units)}; fi
+exec 9>&-
 health || roll_back_and_fail "$HEALTH_URL did not answer within ${o.times.healthSeconds} s of the activation"
 echo "activated $toplevel; $HEALTH_URL answers; awaiting the confirm over a new connection"
 `,
