@@ -326,11 +326,40 @@ export interface HostState {
   timerArmed: boolean;
 }
 
+/**
+ * atticd's health endpoint for every fake host of this test process, in a process of its own (the
+ * tests block their own event loop on ssh): GET /<host dir>/ answers 200 while that host's atticd
+ * runs healthily, else 503. It exits when this process does (its stdin closes).
+ */
+let healthServer: Promise<string> | undefined;
+function healthServerPort(): Promise<string> {
+  healthServer ??= new Promise<string>((resolve) => {
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [
+        "-e",
+        `const fs = require("fs"), path = require("path");
+         process.stdin.on("end", () => process.exit(0)).resume();
+         const s = require("http").createServer((q, r) => {
+           const dir = path.basename(decodeURIComponent(q.url.split("/")[1] || ""));
+           let ok = false;
+           try { ok = dir !== "" && fs.readFileSync(path.join(${JSON.stringify(tmpdir())}, dir, "run/atticd.running"), "utf8").trim() === "ok"; } catch {}
+           r.writeHead(ok ? 200 : 503); r.end(ok ? "attic" : "down");
+         });
+         s.listen(0, "127.0.0.1", () => console.log(s.address().port));`,
+      ],
+      { stdio: ["pipe", "pipe", "inherit"] },
+    );
+    child.unref();
+    child.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim()));
+  });
+  return healthServer;
+}
+
 export class FakeNixosHost {
   readonly paths: HostPaths;
   readonly service: ServiceSpec;
   readonly binDir: string;
-  private health?: ChildProcess;
 
   private constructor(readonly root: string) {
     this.binDir = path.join(root, "bin");
@@ -390,29 +419,12 @@ export class FakeNixosHost {
   }
 
   private async startHealth(): Promise<void> {
-    const flag = path.join(this.root, "run/atticd.running");
-    this.health = spawn(
-      process.execPath,
-      [
-        "-e",
-        `const fs = require("fs");
-         const s = require("http").createServer((q, r) => {
-           let ok = false; try { ok = fs.readFileSync(${JSON.stringify(flag)}, "utf8").trim() === "ok"; } catch {}
-           r.writeHead(ok ? 200 : 503); r.end(ok ? "attic" : "down");
-         });
-         s.listen(0, "127.0.0.1", () => console.log(s.address().port));`,
-      ],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
-    const port = await new Promise<string>((resolve) =>
-      this.health!.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim())),
-    );
-    this.service.healthUrl = `http://127.0.0.1:${port}/`;
+    const port = await healthServerPort();
+    // The server answers for the host whose directory name is the URL's path.
+    this.service.healthUrl = `http://127.0.0.1:${port}/${path.basename(this.root)}/`;
   }
 
-  close(): void {
-    this.health?.kill();
-  }
+  close(): void {}
 
   calls(): string[] {
     return readFileSync(path.join(this.root, "calls.log"), "utf8").split("\n").filter(Boolean);
