@@ -28,7 +28,7 @@
  *   start on a database with a newer migration ("Migration file of version ... is missing", as
  *   sea-orm's Migrator does). Module markers `atticd-fails-to-start` and `atticd-answers-503`
  *   make the new atticd fail at start or run but answer 503. A health server answers
- *   GET / with 200 only while atticd runs healthily.
+ *   GET /<host dir>/ with 200 only while that host's atticd runs healthily.
  * - reboot(): kills running units, drops transient units and /run, boots /boot/default and
  *   starts its atticd.
  * Real tools do the rest (sh, coreutils, flock, sqlite3, curl, git).
