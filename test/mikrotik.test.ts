@@ -375,6 +375,18 @@ esac
 const checkLine = "/system resource print\n";
 
 describe("the switch's Pulumi resources (synth)", () => {
+  it("the URNs of the office example's switch resources stay as they were (renaming one replaces it)", async () => {
+    const r = await synthExample("office");
+    expect(r.resources.filter((e) => e.urn.includes("mikrotik")).map((e) => e.urn)).toEqual([
+      "urn:pulumi:office::attic-infra::attic:mikrotik:Switch::mikrotik",
+      "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-switch",
+      "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-backup",
+      "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-arm",
+      "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-apply",
+      "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-confirm",
+    ]);
+  });
+
   it("check → backup → arm → apply → confirm, triggered by the apply script's hash, with the host key pinned", async () => {
     const r = await synthExample("office", true);
     const steps = r.resources.filter((e) => e.type === "command:local:Command");
