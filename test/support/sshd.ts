@@ -18,6 +18,8 @@ export interface SshdOptions {
   env?: Record<string, string>;
   /** Run every session's command through this program (it sees SSH_ORIGINAL_COMMAND). */
   forceCommand?: string;
+  /** Serve the SFTP subsystem with this sftp-server (under a forceCommand, it sees it as SSH_ORIGINAL_COMMAND). */
+  sftpServer?: string;
 }
 
 export interface RunResult {
@@ -79,6 +81,7 @@ export class TestSshd {
         "AcceptEnv none",
         `SetEnv ${setEnv}`,
         "LogLevel VERBOSE",
+        ...(options.sftpServer ? [`Subsystem sftp ${options.sftpServer}`] : []),
         ...(options.forceCommand ? [`ForceCommand ${options.forceCommand}`] : []),
         "",
       ].join("\n"),

@@ -1,0 +1,246 @@
+/**
+ * The switch's scripts and transport against the RouterOS-subset stand-in (support/fakeRouteros.ts)
+ * behind a real sshd: uploads over SFTP, `/import`, the done line, and the switch's state after
+ * each scenario. The dead-man, retries, convergence and teardown are in mikrotikRetry.test.ts.
+ */
+import { spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { switchModel } from "../components/mikrotik/routeros";
+import { loadConfig } from "../config/load";
+import type { Item } from "./support/fakeRouteros";
+import { FakeSwitch, SFTP_SERVER } from "./support/fakeSwitch";
+import { exampleConfig } from "./support/stacks";
+import { haveTool } from "./support/tools";
+
+const M = "attic-infra:office";
+const mikrotik = () => loadConfig(exampleConfig("office")).config.mikrotik!;
+const model = switchModel(mikrotik(), M);
+const ours = (items: Item[]) => items.filter((i) => i.props.comment === M);
+
+describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP_SERVER)))(
+  "the switch (RouterOS stand-in behind sshd)",
+  () => {
+    let sw: FakeSwitch;
+    beforeAll(async () => {
+      sw = await FakeSwitch.start();
+    });
+    afterAll(() => sw?.stop());
+    beforeEach(() => sw.reset());
+
+    it("fresh switch → apply: the cache VLAN on the existing hardware-offloaded bridge, DHCP, DNS, nothing left armed", () => {
+      const r = sw.deploy(model);
+      expect(r.status, r.stderr).toBe(0);
+      const s = sw.state;
+      const ports = ours(s.menus["interface bridge port"]!);
+      expect(ports.map((p) => [p.props.interface, p.props.bridge, p.props.pvid])).toEqual(
+        ["ether1", "ether2", "ether3", "ether4"].map((e) => [e, "bridge", 10]),
+      );
+      // The one offloaded bridge: no second bridge, every port of ours switched by the chip.
+      expect(s.menus["interface bridge"]!.map((b) => b.props.name)).toEqual(["bridge"]);
+      const router = sw.router();
+      expect(ports.map((p) => router.prop("interface bridge port", p, "hw-offload"))).toEqual([
+        true,
+        true,
+        true,
+        true,
+      ]);
+      expect(s.menus["interface bridge"]![0]!.props["vlan-filtering"]).toBe(true);
+      expect(ours(s.menus["interface bridge vlan"]!).map((v) => v.props)).toEqual([
+        {
+          bridge: "bridge",
+          "vlan-ids": 10,
+          tagged: "bridge",
+          untagged: "ether1,ether2,ether3,ether4",
+          comment: M,
+        },
+      ]);
+      expect(ours(s.menus["interface vlan"]!).map((v) => v.props)).toEqual([
+        { name: "attic-vlan10", interface: "bridge", "vlan-id": 10, comment: M },
+      ]);
+      expect(ours(s.menus["ip address"]!).map((a) => a.props.address)).toEqual(["10.0.0.1/24"]);
+      expect(ours(s.menus["ip dhcp-server"]!).map((d) => [d.props.interface, d.props.disabled])).toEqual([
+        ["attic-vlan10", false],
+      ]);
+      expect(
+        ours(s.menus["ip dhcp-server lease"]!).map((l) => [l.props["mac-address"], l.props.address]),
+      ).toEqual([["AA:BB:CC:DD:EE:01", "10.0.0.10"]]);
+      expect(ours(s.menus["ip dns static"]!).map((d) => [d.props.name, d.props.address])).toEqual([
+        ["attic.lan", "10.0.0.10"],
+      ]);
+      expect(s.settings["ip dns"]).toEqual({ servers: "1.1.1.1,9.9.9.9", "allow-remote-requests": true });
+      // DNS answered on the cache VLAN only.
+      expect(
+        s.menus["ip firewall filter"]!.map((f) => [
+          f.props.action,
+          f.props.protocol,
+          f.props["in-interface"] ?? "any",
+        ]),
+      ).toEqual([
+        ["accept", "udp", "attic-vlan10"],
+        ["accept", "tcp", "attic-vlan10"],
+        ["drop", "udp", "any"],
+        ["drop", "tcp", "any"],
+      ]);
+      // The management port and the default bridge's other ports are untouched.
+      const defconf = s.menus["interface bridge port"]!.filter((p) => p.props.comment === "defconf");
+      expect(defconf.find((p) => p.props.interface === "ether24")!.props).toMatchObject({
+        pvid: 1,
+        bridge: "bridge",
+      });
+      expect(s.menus["system scheduler"]).toEqual([]);
+      expect(sw.files()).toEqual([
+        expect.stringMatching(/^attic-infra-\d{8}-\d{6}\.backup$/),
+        expect.stringMatching(/^attic-infra-\d{8}-\d{6}\.rsc$/),
+        "attic-infra-dns-before.rsc",
+      ]);
+      // The apply's output carries the marked objects for drift detection.
+      expect(r.stdout).toContain(
+        `/interface vlan add name=attic-vlan10 interface=bridge vlan-id=10 comment=${M}`,
+      );
+    });
+
+    it("apply twice: the second changes nothing, and vlan-filtering is not toggled (no switch-chip reset); DNS rules stay ahead of an existing drop-all", () => {
+      sw.change((s) => {
+        s.menus["ip firewall filter"]!.push({
+          id: "*F00",
+          dynamic: false,
+          props: { chain: "input", action: "drop" },
+        });
+      });
+      expect(sw.deploy(model).status).toBe(0);
+      const first = sw.state;
+      expect(sw.deploy(model).status).toBe(0);
+      expect(sw.config).toEqual({ menus: first.menus, settings: first.settings });
+      expect(sw.state.chipResets).toBe(1);
+      expect(sw.state.menus["ip firewall filter"]!.map((f) => f.props.comment ?? "theirs")).toEqual([
+        M,
+        M,
+        M,
+        M,
+        "theirs",
+      ]);
+    });
+
+    it("a dynamic DHCP lease for a configured MAC and a dynamic bridge VLAN entry for the PVID do not stop the apply; the lease is made static", () => {
+      sw.change((s) => {
+        // Someone else's port already on the VLAN: RouterOS shows a dynamic VLAN 10 entry for it.
+        const port = s.menus["interface bridge port"]!.find((p) => p.props.interface === "ether5")!;
+        port.props.pvid = 10;
+        s.menus["ip dhcp-server lease"]!.push({
+          id: "*L1",
+          dynamic: true,
+          props: { "mac-address": "AA:BB:CC:DD:EE:01", address: "192.168.88.254", server: "defconf" },
+        });
+      });
+      expect(
+        sw
+          .router()
+          .items("interface bridge vlan")
+          .filter((v) => v.dynamic && v.props["vlan-ids"] === 10),
+      ).toHaveLength(1);
+      const r = sw.deploy(model);
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      const leases = sw.state.menus["ip dhcp-server lease"]!;
+      expect(leases.map((l) => [l.id, l.dynamic, l.props.address, l.props.server, l.props.comment])).toEqual([
+        ["*L1", false, "10.0.0.10", "attic-dhcp", M],
+      ]);
+    });
+
+    it("an object of someone else's in the way: refused with a sentence naming it and the fix, before any change", () => {
+      sw.reset({ freePorts: ["ether2", "ether3", "ether4"] });
+      sw.change((s) => {
+        s.menus["ip pool"]!.push({
+          id: "*P1",
+          dynamic: false,
+          props: { name: "attic-pool", ranges: "10.9.9.1-10.9.9.9" },
+        });
+      });
+      const before = sw.config;
+      const r = sw.deploy(model);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(
+        "attic-infra: RouterOS reported an error in apply: failure: attic-infra: bridge port ether1 exists and is not managed by attic-infra; take it out of its bridge: /interface bridge port remove [find where interface=ether1], then run pulumi up again",
+      );
+      // Unchanged, and the dead-man armed before the apply is disarmed again.
+      expect(sw.config).toEqual(before);
+    });
+
+    it("a management port that would lose its path to the CPU under vlan-filtering: refused before any change", () => {
+      sw.change((s) => {
+        s.menus["interface bridge port"]!.find((p) => p.props.interface === "ether24")!.props.pvid = 99;
+      });
+      const before = sw.config;
+      const r = sw.deploy(model);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain("turning vlan-filtering on on bridge would cut the management path");
+      expect(sw.config).toEqual(before);
+    });
+
+    it("RouterOS 7.12: refused with a sentence before anything is uploaded", () => {
+      sw.reset({ version: "7.12.1 (stable)" });
+      const before = sw.config;
+      const r = sw.deploy(model);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(
+        "runs RouterOS 7.12.1 (stable); attic-infra needs RouterOS 7.13 or newer ('export … where' exists only from 7.13). Upgrade it (/system package update install), then run pulumi up again",
+      );
+      expect(sw.config).toEqual(before);
+      expect(sw.files()).toEqual([]);
+    });
+
+    it("a user whose group lacks the ftp policy: refused with a sentence naming the policy", () => {
+      sw.reset({ group: "write" });
+      const before = sw.config;
+      const r = sw.deploy(model);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(
+        "over SFTP. RouterOS accepts uploads only from users whose group has the ftp policy (the built-in write group has !ftp)",
+      );
+      expect(sw.config).toEqual(before);
+    });
+
+    it("the stand-in runs only the first line of a multi-line exec and reports errors as text with exit status 0", () => {
+      const r = sw.sshd.run(
+        "/ip pool add name=a ranges=10.1.1.1-10.1.1.2\n/ip pool add name=b ranges=10.1.1.3-10.1.1.4",
+      );
+      expect(r.status).toBe(0);
+      expect(sw.state.menus["ip pool"]!.map((p) => p.props.name)).toEqual(["a"]);
+      const bad = sw.sshd.run("/ip pool frobnicate");
+      expect(bad.status).toBe(0);
+      expect(bad.stdout.trim()).toBe("bad command name frobnicate (line 1 column 10)");
+    });
+
+    it("refuses a switch whose host key is not the pinned one, before anything runs", () => {
+      const other = readFileSync(path.join(sw.sshd.dir, "client_key.pub"), "utf8").trim();
+      const before = sw.config;
+      const r = sw.deploy(model, { ROUTEROS_HOST_KEY: other });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/);
+      expect(sw.config).toEqual(before);
+    });
+
+    it("the private key goes to a private ssh-agent: never on a command line, never in a file", () => {
+      const key = readFileSync(path.join(sw.sshd.dir, "client_key"), "utf8").split("\n")[2]!;
+      const seen = path.join(sw.dir, "seen.log");
+      const pattern = path.join(sw.dir, "key-line");
+      writeFileSync(pattern, `${key}\n`);
+      // Every process's command line, and every file under the temporary directories, while a step runs.
+      const watcher = spawn(
+        "sh",
+        [
+          "-c",
+          `while :; do ps -eo args; grep -rl -F -f ${pattern} /tmp/tmp.* 2>/dev/null | sed 's/^/FILE /'; done > ${seen}`,
+        ],
+        { stdio: "ignore" },
+      );
+      const r = sw.deploy(model);
+      watcher.kill();
+      expect(r.status, r.stderr).toBe(0);
+      const log = readFileSync(seen, "utf8");
+      expect(log).toContain("ssh-agent");
+      expect(log).not.toContain(key);
+    });
+  },
+);
