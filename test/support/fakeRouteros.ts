@@ -337,7 +337,10 @@ class Parser {
     for (;;) {
       const c = this.peek();
       if (c === " " || c === "\t" || c === "\r") this.next();
-      else if (c === "\\" && this.src[this.pos + 1] === "\n") this.pos++;
+      else if (c === "\\" && this.src[this.pos + 1] === "\n") {
+        this.next();
+        this.next();
+      }
       else if (newlines && c === "\n") this.next();
       else return;
     }
