@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { switchModel } from "../components/mikrotik/routeros";
+import { bundle, checkScript, switchModel } from "../components/mikrotik/routeros";
 import { loadConfig } from "../config/load";
 import type { Item } from "./support/fakeRouteros";
 import { FakeSwitch, SFTP_SERVER } from "./support/fakeSwitch";
@@ -235,7 +235,8 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
         ],
         { stdio: "ignore" },
       );
-      const r = sw.deploy(model);
+      // The holder's check: version gate, agent, upload, import — every use of the key.
+      const r = sw.run(bundle([{ name: "check", script: checkScript(M) }]));
       watcher.kill();
       expect(r.status, r.stderr).toBe(0);
       const log = readFileSync(seen, "utf8");

@@ -1,8 +1,8 @@
 /**
- * A RouterOS-subset stand-in: the switch the MikroTik tests deploy to. It runs behind the test sshd
- * as its ForceCommand (`node fakeRouteros.ts <state dir>`): an exec request is one CLI line, the
- * SFTP subsystem writes into the switch's file store. State lives in <state dir>/state.json, files
- * in <state dir>/files. Only node: built-ins, so node runs this file directly (type stripping).
+ * A RouterOS-subset stand-in: the switch the MikroTik tests deploy to. It runs behind the test sshd:
+ * its ForceCommand (SFTP_GATE) hands the SFTP subsystem to sftp-server in the switch's file store and
+ * every exec request — one CLI line — to this program (compiled to JavaScript by fakeSwitch.ts).
+ * State lives in <state dir>/state.json, files in <state dir>/files.
  *
  * What it models, and from which MikroTik page (help.mikrotik.com):
  * - SSH: one exec request runs one line; "it is not possible to send multiline commands via SSH",
@@ -44,7 +44,6 @@
  * management path: the stand-in checks the port/PVID rules the scripts check, nothing more), the
  * timing of scheduler runs and of the reboot after `backup load`, and concurrency between sessions.
  */
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 
@@ -244,7 +243,24 @@ export function loadState(dir: string): RouterState {
 export function saveState(dir: string, s: RouterState): void {
   mkdirSync(filesDir(dir), { recursive: true });
   writeFileSync(stateFile(dir), JSON.stringify(s, null, 1));
+  // For the SFTP gate in front of sftp-server (SFTP_GATE): the users whose group has `ftp`.
+  const ftp = s.users.filter((u) => new Router(s, dir, u.name).hasFtp()).map((u) => `${u.name}\n`);
+  writeFileSync(path.join(dir, "sftp-users"), ftp.join(""));
 }
+
+/**
+ * The ForceCommand: SFTP goes to sftp-server in the file store, for users with the `ftp` policy
+ * (RouterOS refuses the subsystem otherwise); every exec request to this program.
+ */
+export const SFTP_GATE = (dir: string, sftpServer: string, program: string) => `#!/bin/sh
+case "$SSH_ORIGINAL_COMMAND" in
+  ${sftpServer})
+    grep -q -x -F "$USER" "${dir}/sftp-users" || exit 1
+    exec ${sftpServer} -d "${filesDir(dir)}" ;;
+esac
+export FAKE_ROUTEROS_STATE="${dir}"
+exec ${program}
+`;
 /** The configuration as a test compares it: items with their properties, settings. */
 export function configOf(s: RouterState): Config {
   return structuredClone({ menus: s.menus, settings: s.settings });
@@ -340,8 +356,7 @@ class Parser {
       else if (c === "\\" && this.src[this.pos + 1] === "\n") {
         this.next();
         this.next();
-      }
-      else if (newlines && c === "\n") this.next();
+      } else if (newlines && c === "\n") this.next();
       else return;
     }
   }
@@ -1125,22 +1140,15 @@ export function fireScheduler(dir: string, name: string): string[] {
   return r.out;
 }
 
-/** The ForceCommand: one exec request (one line) or the SFTP subsystem. */
+/** One exec request: one line. */
 function main(dir: string): void {
-  const command = process.env.SSH_ORIGINAL_COMMAND ?? "";
   const s = loadState(dir);
   const r = new Router(s, dir, process.env.USER ?? "admin");
-  if (/sftp-server$|internal-sftp$/.test(command)) {
-    if (!r.hasFtp()) process.exit(1);
-    mkdirSync(r.files, { recursive: true });
-    const sftp = spawnSync(command, ["-d", r.files], { stdio: "inherit" });
-    process.exit(sftp.status ?? 1);
-  }
   // "it is not possible to send multiline commands via SSH": only the first line is read.
-  r.runScript(command.split("\n")[0]!);
+  r.runScript((process.env.SSH_ORIGINAL_COMMAND ?? "").split("\n")[0]!);
   saveState(dir, s);
   if (r.out.length) process.stdout.write(`${r.out.join("\r\n")}\r\n`);
 }
 
-// sshd runs this file as `FAKE_ROUTEROS_STATE=<dir> node fakeRouteros.ts`; tests import it.
+// The gate (SFTP_GATE) runs this program with FAKE_ROUTEROS_STATE set; tests import it.
 if (process.env.FAKE_ROUTEROS_STATE) main(process.env.FAKE_ROUTEROS_STATE);

@@ -26,6 +26,7 @@ import {
   Router,
   type RouterState,
   saveState,
+  SFTP_GATE,
 } from "./fakeRouteros";
 import { type RunResult, TestSshd } from "./sshd";
 
@@ -52,10 +53,13 @@ export class FakeSwitch {
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
       }).outputText,
     );
-    const sshd = await TestSshd.start({
-      forceCommand: `FAKE_ROUTEROS_STATE=${stateDir} NODE_COMPILE_CACHE=${dir}/cache ${process.execPath} ${program}`,
-      sftpServer: SFTP_SERVER,
-    });
+    const gate = path.join(dir, "routeros-shell");
+    writeFileSync(
+      gate,
+      SFTP_GATE(stateDir, SFTP_SERVER, `env NODE_COMPILE_CACHE=${dir}/cache ${process.execPath} ${program}`),
+      { mode: 0o755 },
+    );
+    const sshd = await TestSshd.start({ forceCommand: gate, sftpServer: SFTP_SERVER });
     const sw = new FakeSwitch(dir, stateDir, sshd);
     sw.reset();
     return sw;
