@@ -3,11 +3,12 @@
  * behind a real sshd: uploads over SFTP, `/import`, the done line, and the switch's state after
  * each scenario. The dead-man, retries, convergence and teardown are in mikrotikRetry.test.ts.
  */
-import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { bundle, checkScript, switchModel } from "../components/mikrotik/routeros";
+import { sshWrapperScript } from "../components/mikrotik/ssh";
 import { loadConfig } from "../config/load";
 import type { Item } from "./support/fakeRouteros";
 import { FakeSwitch, SFTP_SERVER } from "./support/fakeSwitch";
@@ -243,5 +244,27 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
       expect(log).toContain("ssh-agent");
       expect(log).not.toContain(key);
     });
+
+    for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+      it(`a transport killed with ${signal} leaves no ssh-agent and no temporary files behind`, async () => {
+        const tmp = mkdtempSync(path.join(sw.dir, "tmp-"));
+        const child = spawn("/bin/sh", ["-c", sshWrapperScript()], {
+          env: sw.env({ TMPDIR: tmp }),
+          stdio: ["pipe", "ignore", "ignore"],
+        });
+        child.stdin.end(bundle([{ name: "check", script: checkScript(M) }]));
+        const agents = () =>
+          spawnSync("ps", ["-eo", "args"], { encoding: "utf8" })
+            .stdout.split("\n")
+            .filter((l) => l.startsWith("ssh-agent") && l.includes(tmp));
+        for (let i = 0; i < 400 && agents().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+        expect(agents()).toHaveLength(1);
+        const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+        child.kill(signal);
+        expect(await exited).toBe({ SIGTERM: 143, SIGINT: 130, SIGHUP: 129 }[signal]);
+        expect(agents()).toEqual([]);
+        expect(readdirSync(tmp)).toEqual([]);
+      });
+    }
   },
 );

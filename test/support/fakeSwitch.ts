@@ -107,19 +107,24 @@ export class FakeSwitch {
     const r = spawnSync("/bin/sh", ["-c", sshWrapperScript()], {
       input: steps,
       encoding: "utf8",
-      env: {
-        PATH: process.env.PATH,
-        ROUTEROS_HOST: "127.0.0.1",
-        ROUTEROS_PORT: String(this.sshd.port),
-        ROUTEROS_USER: this.sshd.user,
-        ROUTEROS_HOST_KEY: this.sshd.hostPublicKey,
-        ROUTEROS_PRIVATE_KEY: readFileSync(path.join(this.sshd.dir, "client_key"), "utf8"),
-        ROUTEROS_PASSWORD: "",
-        ...env,
-      },
+      env: this.env(env),
       timeout: 60_000,
     });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** The transport's environment, as the Pulumi resources give it. */
+  env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+    return {
+      PATH: process.env.PATH,
+      ROUTEROS_HOST: "127.0.0.1",
+      ROUTEROS_PORT: String(this.sshd.port),
+      ROUTEROS_USER: this.sshd.user,
+      ROUTEROS_HOST_KEY: this.sshd.hostPublicKey,
+      ROUTEROS_PRIVATE_KEY: readFileSync(path.join(this.sshd.dir, "client_key"), "utf8"),
+      ROUTEROS_PASSWORD: "",
+      ...extra,
+    };
   }
 
   /** `pulumi up`'s apply resource: prepare → apply → confirm (new connection). */
