@@ -369,7 +369,7 @@ export function teardownScript(model: SwitchModel): string {
     "# First: no filtering while ports leave the bridge (on a shared bridge: only if we turned it on).",
     model.ownBridge
       ? `/interface bridge set [find where name=${rosQuote(model.bridge)} && comment=${M}] vlan-filtering=no`
-      : `/system script run [find where name=${rosQuote(FILTERING_BEFORE_SCRIPT)} && comment=${M}]`,
+      : `:if ([:len [/system script find where name=${rosQuote(FILTERING_BEFORE_SCRIPT)} && comment=${M}]] > 0) do={/system script run [find where name=${rosQuote(FILTERING_BEFORE_SCRIPT)} && comment=${M}]}`,
     ...[...MANAGED_MENUS, "/system script"]
       .reverse()
       .map((menu) => `${menu} remove [find where comment=${M}]`),

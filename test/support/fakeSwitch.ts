@@ -59,7 +59,12 @@ export class FakeSwitch {
       SFTP_GATE(stateDir, SFTP_SERVER, `env NODE_COMPILE_CACHE=${dir}/cache ${process.execPath} ${program}`),
       { mode: 0o755 },
     );
-    const sshd = await TestSshd.start({ forceCommand: gate, sftpServer: SFTP_SERVER });
+    // Each deploy opens two connections; the default post-quantum key exchange costs ~150 ms each.
+    const sshd = await TestSshd.start({
+      forceCommand: gate,
+      sftpServer: SFTP_SERVER,
+      kexAlgorithms: "curve25519-sha256",
+    });
     const sw = new FakeSwitch(dir, stateDir, sshd);
     sw.reset();
     return sw;

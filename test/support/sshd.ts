@@ -20,6 +20,8 @@ export interface SshdOptions {
   forceCommand?: string;
   /** Serve the SFTP subsystem with this sftp-server (under a forceCommand, it sees it as SSH_ORIGINAL_COMMAND). */
   sftpServer?: string;
+  /** The key exchanges the server offers (tests that make many connections pick a cheap one). */
+  kexAlgorithms?: string;
 }
 
 export interface RunResult {
@@ -82,6 +84,7 @@ export class TestSshd {
         `SetEnv ${setEnv}`,
         "LogLevel VERBOSE",
         ...(options.sftpServer ? [`Subsystem sftp ${options.sftpServer}`] : []),
+        ...(options.kexAlgorithms ? [`KexAlgorithms ${options.kexAlgorithms}`] : []),
         ...(options.forceCommand ? [`ForceCommand ${options.forceCommand}`] : []),
         "",
       ].join("\n"),

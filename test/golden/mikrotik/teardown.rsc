@@ -2,7 +2,7 @@
 {
 /system scheduler remove [find where name="attic-infra-rollback" && comment="attic-infra:office"]
 # First: no filtering while ports leave the bridge (on a shared bridge: only if we turned it on).
-/system script run [find where name="attic-infra-vlan-filtering-before" && comment="attic-infra:office"]
+:if ([:len [/system script find where name="attic-infra-vlan-filtering-before" && comment="attic-infra:office"]] > 0) do={/system script run [find where name="attic-infra-vlan-filtering-before" && comment="attic-infra:office"]}
 /system script remove [find where comment="attic-infra:office"]
 /ip firewall filter remove [find where comment="attic-infra:office"]
 /ip dns static remove [find where comment="attic-infra:office"]
