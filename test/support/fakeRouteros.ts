@@ -37,12 +37,15 @@
  *   prints "Script file loaded and executed successfully"; with `verbose=yes` it runs line by line,
  *   each line on its own (a `{` left open on a line is a syntax error), continuing after errors.
  *
- * What it does NOT prove: RouterOS's exact wording beyond the error strings above, the complete
- * argument sets of each menu (only the properties the scripts use are known here: anything else is
- * refused, so a real switch may accept more but never less than what is tested), the data-plane
- * effects (that frames really flow, that DNS really answers, that vlan-filtering keeps the
- * management path: the stand-in checks the port/PVID rules the scripts check, nothing more), the
- * timing of scheduler runs and of the reboot after `backup load`, and concurrency between sessions.
+ * What it does NOT prove: RouterOS's exact wording beyond the error strings above; that RouterOS
+ * accepts each value as the scripts write it (only the properties the scripts use are known here, so
+ * a script using anything else fails here, but a value this accepts might still be refused by a
+ * switch); `print` output (not RouterOS's format); `vlan-ids` lists (one VLAN id only); which bridge
+ * a real chip offloads when several qualify (here: the bridge of the first hw=yes port); that
+ * `/import` reads the whole file before running it (assumed: the uploaded file removes itself first);
+ * the data plane (that frames flow, that DNS answers, that vlan-filtering keeps the management path:
+ * the stand-in checks the PVID rule the scripts check, nothing more); the timing of scheduler runs
+ * and of the reboot after `backup load`; concurrency between sessions.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
