@@ -16,6 +16,7 @@ import {
   mikrotikSchema,
   type OfficeConfig,
   officeSchema,
+  SITES,
   type SiteName,
   sitesSchema,
 } from "./schema";
@@ -185,7 +186,12 @@ export function loadConfig(raw: Record<string, string>): LoadedConfig {
     );
   }
 
-  const sites = parsed.sites ?? [];
+  // With one entry misspelled the list is invalid, yet its valid entries still need their blocks.
+  const sites =
+    parsed.sites ??
+    (Array.isArray(values.sites)
+      ? values.sites.filter((s): s is SiteName => (SITES as readonly unknown[]).includes(s))
+      : []);
   const needs: Record<SiteName, BlockName[]> = {
     aws: ["attic", "aws"],
     office: ["attic", "office"],

@@ -13,6 +13,9 @@ import { mintToken } from "./tokens";
 export interface CacheOutput {
   substituter: string;
   publicKey: string;
+  /** As configured: `npm run verify` checks the server agrees (nix-cache-info, anonymous access). */
+  public: boolean;
+  priority: number;
 }
 
 export interface AtticServerArgs {
@@ -64,7 +67,10 @@ export class AtticServer extends pulumi.ComponentResource {
       .all(caches.map((c) => pulumi.all([c.substituterEndpoint, c.publicKey])))
       .apply((pairs) =>
         Object.fromEntries(
-          args.attic.caches.map((c, i) => [c.name, { substituter: pairs[i]![0], publicKey: pairs[i]![1] }]),
+          args.attic.caches.map((c, i) => [
+            c.name,
+            { substituter: pairs[i]![0], publicKey: pairs[i]![1], public: c.public, priority: c.priority },
+          ]),
         ),
       );
 
