@@ -61,6 +61,27 @@ describe.runIf(env.ROUTEROS_TEST_HOST)("the switch scenarios against a real Rout
       ]),
     );
 
+  /** A script of the test's own, through the same transport. */
+  const script = (name: string, lines: string) => {
+    const r = run(bundle([{ name, script: `${lines}\n:put "attic-infra: ${name} done"\n` }]));
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+  };
+
+  it("an object of someone else's in the way: refused with its sentence, the device unchanged", () => {
+    script("setup", '/ip pool add name="attic-pool" ranges=10.9.9.1-10.9.9.9');
+    try {
+      const before = exported();
+      const r = deploy();
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(
+        "failure: attic-infra: ip pool attic-pool exists and is not managed by attic-infra",
+      );
+      expect(exported()).toEqual(before);
+    } finally {
+      script("cleanup", '/ip pool remove [find where name="attic-pool" && comment=""]');
+    }
+  });
+
   it("apply → apply again changes nothing → teardown restores the export from before the first apply", () => {
     const before = exported();
     const first = deploy();

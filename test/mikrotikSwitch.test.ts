@@ -227,22 +227,24 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
       const seen = path.join(sw.dir, "seen.log");
       const pattern = path.join(sw.dir, "key-line");
       writeFileSync(pattern, `${key}\n`);
-      // Every process's command line, and every file under the temporary directories, while a step runs.
+      const tmp = mkdtempSync(path.join(sw.dir, "tmp-"));
+      // Every process's command line, and every file the transport writes, while a step runs.
       const watcher = spawn(
         "sh",
         [
           "-c",
-          `while :; do ps -eo args; grep -rl -F -f ${pattern} /tmp/tmp.* 2>/dev/null | sed 's/^/FILE /'; done > ${seen}`,
+          `while :; do ps -eo args; grep -rl -F -f ${pattern} ${tmp} | sed 's/^/FILE /'; done > ${seen} 2>&1`,
         ],
         { stdio: "ignore" },
       );
       // The holder's check: version gate, agent, upload, import — every use of the key.
-      const r = sw.run(bundle([{ name: "check", script: checkScript(M) }]));
+      const r = sw.run(bundle([{ name: "check", script: checkScript(M) }]), { TMPDIR: tmp });
       watcher.kill();
       expect(r.status, r.stderr).toBe(0);
       const log = readFileSync(seen, "utf8");
-      expect(log).toContain("ssh-agent");
+      expect(log).toContain(`ssh-agent -s -a ${tmp}/`);
       expect(log).not.toContain(key);
+      expect(log).not.toMatch(/^FILE /m);
     });
 
     for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
