@@ -149,22 +149,32 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
       ]);
     });
 
-    it("an object of someone else's in the way: refused with a sentence naming it and the fix, before any change", () => {
+    it("a port still in someone else's bridge: refused with a sentence naming it and the command that clears it", () => {
       sw.reset({ freePorts: ["ether2", "ether3", "ether4"] });
-      sw.change((s) => {
-        s.menus["ip pool"]!.push({
-          id: "*P1",
-          dynamic: false,
-          props: { name: "attic-pool", ranges: "10.9.9.1-10.9.9.9" },
-        });
-      });
       const before = sw.config;
       const r = sw.deploy(model);
       expect(r.status).toBe(1);
       expect(r.stderr).toContain(
         "attic-infra: RouterOS reported an error in apply: failure: attic-infra: bridge port ether1 exists and is not managed by attic-infra; take it out of its bridge: /interface bridge port remove [find where interface=ether1], then run pulumi up again",
       );
-      // Unchanged, and the dead-man armed before the apply is disarmed again.
+      expect(sw.config).toEqual(before);
+    });
+
+    it("an object of someone else's in the way of the last object: refused before any change, the dead-man disarmed", () => {
+      sw.change((s) => {
+        s.menus["ip dns static"]!.push({
+          id: "*D1",
+          dynamic: false,
+          props: { name: "attic.lan", address: "10.9.9.9", type: "A" },
+        });
+      });
+      const before = sw.config;
+      const r = sw.deploy(model);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(
+        "failure: attic-infra: dns record attic.lan exists and is not managed by attic-infra; remove it, then run pulumi up again",
+      );
+      // No port, VLAN or DHCP object was added before the refusal, and no rollback is left armed.
       expect(sw.config).toEqual(before);
     });
 
