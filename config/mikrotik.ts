@@ -84,7 +84,7 @@ export const mikrotikSchema = z
         ctx.addIssue({
           code: "custom",
           path: ["accessPorts", i],
-          message: `${show(p)} is the management port; it must never join the bridge (you would lose access to the switch)`,
+          message: `${show(p)} is the management port; it cannot be an access port (its PVID would move to the cache VLAN and you would lose access to the switch)`,
         });
       if (seen.has(p))
         ctx.addIssue({ code: "custom", path: ["accessPorts", i], message: `${show(p)} is listed twice` });
