@@ -53,7 +53,10 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
       expect(ours(sw.state.menus["interface vlan"]!).map((v) => v.props.name)).toEqual(["attic-vlan10"]);
       expect(sw.state.menus["interface bridge"]![0]!.props["vlan-filtering"]).toBe(true);
       expect(sw.state.menus["system scheduler"]).toEqual([]);
-      expect(sw.files().filter((f) => f.endsWith(".backup"))).toHaveLength(2);
+      // All four again: a fresh backup, a fresh dead-man, the apply, the confirm.
+      expect(r.stdout).toMatch(
+        /Configuration backup saved[\s\S]*attic-infra: prepare done[\s\S]*attic-infra: apply done[\s\S]*attic-infra: confirm done/,
+      );
     });
 
     it("a deploy while an earlier apply is still armed: refused with a sentence, the armed rollback left as it is", () => {
