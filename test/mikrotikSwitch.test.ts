@@ -243,7 +243,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
         "sh",
         [
           "-c",
-          `while :; do ps -eo args; grep -rl -F -f ${pattern} ${tmp} | sed 's/^/FILE /'; done > ${seen} 2>&1`,
+          `while :; do ps -eo args; grep -rl -F -f ${pattern} ${tmp} | sed 's/^/FILE /'; sleep 0.01; done > ${seen} 2>&1`,
         ],
         { stdio: "ignore" },
       );
