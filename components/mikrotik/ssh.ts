@@ -45,7 +45,7 @@ trap 'exit 143' TERM
 awk -v dir="$work" '
   /^#>attic-infra step / { n++; file = sprintf("%s/step%02d.rsc", dir, n); printf "%s %s %s\\n", file, $3, ($4 == "" ? "-" : $4) >> (dir "/steps"); next }
   file != "" { print > file }
-' 
+'
 [ -s "$work/steps" ] || { echo "attic-infra: no RouterOS steps on stdin" >&2; exit 1; }
 backup="attic-infra-$(date -u +%Y%m%d-%H%M%S)"
 while read -r file _ _; do
