@@ -1,7 +1,10 @@
 /**
- * The switch's scripts and transport against the RouterOS-subset stand-in (support/fakeRouteros.ts)
- * behind a real sshd: uploads over SFTP, `/import`, the done line, and the switch's state after
- * each scenario. The dead-man, retries, convergence and teardown are in mikrotikRetry.test.ts.
+ * The transport end to end against the RouterOS-subset stand-in (support/fakeRouteros.ts) behind a
+ * real sshd: a fresh switch applied, uploads over SFTP, `/import`, the done line, the version and
+ * ftp gates, backups pruned, the host key, the private key and signals; the switch's state after
+ * each. The dead-man, retries and teardown are in mikrotikRetry.test.ts; what the scripts do in
+ * other situations (twice, dynamic entries, refusals, removed items, an own bridge) is in
+ * mikrotikScripts.test.ts, on the same stand-in in process.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -102,91 +105,27 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
       );
     });
 
-    it("apply twice: the second changes nothing, and vlan-filtering is not toggled (no switch-chip reset); DNS rules stay ahead of an existing drop-all", () => {
-      sw.change((s) => {
-        s.menus["ip firewall filter"]!.push({
-          id: "*F00",
-          dynamic: false,
-          props: { chain: "input", action: "drop" },
-        });
+    it("keeps the newest three attic-infra backups and exports; others' files stay", () => {
+      sw.change(() => {
+        for (const stem of [
+          "attic-infra-20200101-000000",
+          "attic-infra-20210101-000000",
+          "attic-infra-20220101-000000",
+        ])
+          for (const ext of ["backup", "rsc"])
+            writeFileSync(path.join(sw.stateDir, "files", `${stem}.${ext}`), "old");
+        writeFileSync(path.join(sw.stateDir, "files", "flash-notes.txt"), "someone else's");
       });
       expect(sw.deploy(model).status).toBe(0);
-      const first = sw.state;
-      expect(sw.deploy(model).status).toBe(0);
-      expect(sw.config).toEqual({ menus: first.menus, settings: first.settings });
-      expect(sw.state.chipResets).toBe(1);
-      expect(sw.state.menus["ip firewall filter"]!.map((f) => f.props.comment ?? "theirs")).toEqual([
-        M,
-        M,
-        M,
-        M,
-        "theirs",
+      const backups = sw.files().filter((f) => f.endsWith(".backup"));
+      expect(backups).toHaveLength(3);
+      expect(backups.slice(0, 2)).toEqual([
+        "attic-infra-20210101-000000.backup",
+        "attic-infra-20220101-000000.backup",
       ]);
-    });
-
-    it("a dynamic DHCP lease for a configured MAC and a dynamic bridge VLAN entry for the PVID do not stop the apply; the lease is made static", () => {
-      sw.change((s) => {
-        // Someone else's port already on the VLAN: RouterOS shows a dynamic VLAN 10 entry for it.
-        const port = s.menus["interface bridge port"]!.find((p) => p.props.interface === "ether5")!;
-        port.props.pvid = 10;
-        s.menus["ip dhcp-server lease"]!.push({
-          id: "*L1",
-          dynamic: true,
-          props: { "mac-address": "AA:BB:CC:DD:EE:01", address: "192.168.88.254", server: "defconf" },
-        });
-      });
-      expect(
-        sw
-          .router()
-          .items("interface bridge vlan")
-          .filter((v) => v.dynamic && v.props["vlan-ids"] === 10),
-      ).toHaveLength(1);
-      const r = sw.deploy(model);
-      expect(r.status, r.stdout + r.stderr).toBe(0);
-      const leases = sw.state.menus["ip dhcp-server lease"]!;
-      expect(leases.map((l) => [l.id, l.dynamic, l.props.address, l.props.server, l.props.comment])).toEqual([
-        ["*L1", false, "10.0.0.10", "attic-dhcp", M],
-      ]);
-    });
-
-    it("a port still in someone else's bridge: refused with a sentence naming it and the command that clears it", () => {
-      sw.reset({ freePorts: ["ether2", "ether3", "ether4"] });
-      const before = sw.config;
-      const r = sw.deploy(model);
-      expect(r.status).toBe(1);
-      expect(r.stderr).toContain(
-        "attic-infra: RouterOS reported an error in apply: failure: attic-infra: bridge port ether1 exists and is not managed by attic-infra; take it out of its bridge: /interface bridge port remove [find where interface=ether1], then run pulumi up again",
-      );
-      expect(sw.config).toEqual(before);
-    });
-
-    it("an object of someone else's in the way of the last object: refused before any change, the dead-man disarmed", () => {
-      sw.change((s) => {
-        s.menus["ip dns static"]!.push({
-          id: "*D1",
-          dynamic: false,
-          props: { name: "attic.lan", address: "10.9.9.9", type: "A" },
-        });
-      });
-      const before = sw.config;
-      const r = sw.deploy(model);
-      expect(r.status).toBe(1);
-      expect(r.stderr).toContain(
-        "failure: attic-infra: dns record attic.lan exists and is not managed by attic-infra; remove it, then run pulumi up again",
-      );
-      // No port, VLAN or DHCP object was added before the refusal, and no rollback is left armed.
-      expect(sw.config).toEqual(before);
-    });
-
-    it("a management port that would lose its path to the CPU under vlan-filtering: refused before any change", () => {
-      sw.change((s) => {
-        s.menus["interface bridge port"]!.find((p) => p.props.interface === "ether24")!.props.pvid = 99;
-      });
-      const before = sw.config;
-      const r = sw.deploy(model);
-      expect(r.status).toBe(1);
-      expect(r.stderr).toContain("turning vlan-filtering on on bridge would cut the management path");
-      expect(sw.config).toEqual(before);
+      expect(sw.files()).toContain("attic-infra-20210101-000000.rsc");
+      expect(sw.files()).not.toContain("attic-infra-20200101-000000.rsc");
+      expect(sw.files()).toContain("flash-notes.txt");
     });
 
     it("RouterOS 7.12: refused with a sentence before anything is uploaded", () => {

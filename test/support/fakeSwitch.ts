@@ -1,22 +1,29 @@
 /**
- * The RouterOS stand-in (fakeRouteros.ts) behind a real OpenSSH server: exec requests and the SFTP
- * subsystem go to it, as on a MikroTik switch. Tests run the real transport (ssh.ts) against it
- * with a bundle of generated scripts and then read the stand-in's state.
+ * The RouterOS stand-in (fakeRouteros.ts) as a switch for the tests, two ways:
+ * - FakeSwitch: behind a real OpenSSH server, exec requests and the SFTP subsystem going to it as
+ *   on a MikroTik switch; tests run the real transport (ssh.ts) against it;
+ * - LocalSwitch: the same stand-in in process, each step imported as the transport imports it, for
+ *   tests about what the scripts do (no network, milliseconds per apply).
+ * Both start from the same switch and read the stand-in's state the same way.
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import ts from "typescript";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { sshWrapperScript } from "../../components/mikrotik/ssh";
+import ts from "typescript";
 import {
   applyScript,
+  BACKUP_PLACEHOLDER,
   bundle,
   confirmScript,
+  doneLine,
+  findRouterosError,
   prepareScript,
+  type Step,
   type SwitchModel,
   teardownScript,
 } from "../../components/mikrotik/routeros";
+import { sshWrapperScript } from "../../components/mikrotik/ssh";
 import {
   configOf,
   type Config,
@@ -32,12 +39,66 @@ import { type RunResult, TestSshd } from "./sshd";
 
 export const SFTP_SERVER = "/usr/lib/openssh/sftp-server";
 
-export class FakeSwitch {
-  private constructor(
+/** The steps `pulumi up`'s apply resource runs. */
+export const deploySteps = (model: SwitchModel): Step[] => [
+  { name: "prepare", script: prepareScript(model) },
+  { name: "apply", script: applyScript(model) },
+  { name: "confirm", script: confirmScript(model), newConnection: true },
+];
+
+abstract class SwitchState {
+  constructor(
     readonly dir: string,
     readonly stateDir: string,
-    readonly sshd: TestSshd,
+    readonly user: string,
   ) {}
+
+  /**
+   * A switch as the docs ask for it before the first apply: the default configuration, with the
+   * access ports taken out of the default bridge.
+   */
+  reset(options: { version?: string; group?: string; freePorts?: string[] } = {}): void {
+    rmSync(this.stateDir, { recursive: true, force: true });
+    const s = defaultState(options.version ?? "7.16.1 (stable)", this.user, options.group ?? "full");
+    const free = new Set(options.freePorts ?? ["ether1", "ether2", "ether3", "ether4"]);
+    s.menus["interface bridge port"] = s.menus["interface bridge port"]!.filter(
+      (p) => !free.has(String(p.props.interface)),
+    );
+    saveState(this.stateDir, s);
+  }
+
+  get state(): RouterState {
+    return loadState(this.stateDir);
+  }
+  get config(): Config {
+    return configOf(this.state);
+  }
+  change(f: (s: RouterState) => void): void {
+    const s = this.state;
+    f(s);
+    saveState(this.stateDir, s);
+  }
+  /** A router on the current state, to ask it what RouterOS derives (dynamic entries, hw-offload). */
+  router(): Router {
+    return new Router(this.state, this.stateDir);
+  }
+  /** The switch's file store (`/file`). */
+  files(): string[] {
+    return readdirSync(path.join(this.stateDir, "files")).sort();
+  }
+  fire(name = "attic-infra-rollback"): string[] {
+    return fireScheduler(this.stateDir, name);
+  }
+}
+
+export class FakeSwitch extends SwitchState {
+  private constructor(
+    dir: string,
+    stateDir: string,
+    readonly sshd: TestSshd,
+  ) {
+    super(dir, stateDir, sshd.user);
+  }
 
   static async start(): Promise<FakeSwitch> {
     const dir = mkdtempSync(path.join(tmpdir(), "fake-routeros-"));
@@ -70,43 +131,6 @@ export class FakeSwitch {
     return sw;
   }
 
-  /**
-   * A switch as the docs ask for it before the first apply: the default configuration, with the
-   * access ports taken out of the default bridge.
-   */
-  reset(options: { version?: string; group?: string; freePorts?: string[] } = {}): void {
-    rmSync(this.stateDir, { recursive: true, force: true });
-    const s = defaultState(options.version ?? "7.16.1 (stable)", this.sshd.user, options.group ?? "full");
-    const free = new Set(options.freePorts ?? ["ether1", "ether2", "ether3", "ether4"]);
-    s.menus["interface bridge port"] = s.menus["interface bridge port"]!.filter(
-      (p) => !free.has(String(p.props.interface)),
-    );
-    saveState(this.stateDir, s);
-  }
-
-  get state(): RouterState {
-    return loadState(this.stateDir);
-  }
-  get config(): Config {
-    return configOf(this.state);
-  }
-  change(f: (s: RouterState) => void): void {
-    const s = this.state;
-    f(s);
-    saveState(this.stateDir, s);
-  }
-  /** A router on the current state, to ask it what RouterOS derives (dynamic entries, hw-offload). */
-  router(): Router {
-    return new Router(this.state, this.stateDir);
-  }
-  /** The switch's file store (`/file`). */
-  files(): string[] {
-    return readdirSync(path.join(this.stateDir, "files")).sort();
-  }
-  fire(name = "attic-infra-rollback"): string[] {
-    return fireScheduler(this.stateDir, name);
-  }
-
   /** The transport with `steps` on stdin, as the Pulumi resources run it. */
   run(steps: string, env: Record<string, string> = {}): RunResult {
     const r = spawnSync("/bin/sh", ["-c", sshWrapperScript()], {
@@ -134,14 +158,7 @@ export class FakeSwitch {
 
   /** `pulumi up`'s apply resource: prepare → apply → confirm (new connection). */
   deploy(model: SwitchModel, env: Record<string, string> = {}): RunResult {
-    return this.run(
-      bundle([
-        { name: "prepare", script: prepareScript(model) },
-        { name: "apply", script: applyScript(model) },
-        { name: "confirm", script: confirmScript(model), newConnection: true },
-      ]),
-      env,
-    );
+    return this.run(bundle(deploySteps(model)), env);
   }
 
   teardown(model: SwitchModel): RunResult {
@@ -150,5 +167,51 @@ export class FakeSwitch {
 
   stop(): void {
     this.sshd.stop();
+  }
+}
+
+/** What a step sequence printed, and the first step that failed with the line that says why. */
+export interface LocalRun {
+  ok: boolean;
+  output: string[];
+  failed?: { step: string; line: string };
+}
+
+export class LocalSwitch extends SwitchState {
+  static create(): LocalSwitch {
+    const dir = mkdtempSync(path.join(tmpdir(), "local-routeros-"));
+    const sw = new LocalSwitch(dir, path.join(dir, "switch"), "admin");
+    sw.reset();
+    return sw;
+  }
+
+  /** Each step as the transport runs it: uploaded (removing itself first), imported, done line required. */
+  run(steps: Step[]): LocalRun {
+    const output: string[] = [];
+    for (const step of steps) {
+      const file = `attic-infra-${step.name}.rsc`;
+      const script = step.script.replaceAll(BACKUP_PLACEHOLDER, "attic-infra-20260101-000000");
+      writeFileSync(
+        path.join(this.stateDir, "files", file),
+        `/file remove [find where name="${file}"]\n${script}`,
+      );
+      const s = this.state;
+      const r = new Router(s, this.stateDir, this.user);
+      r.runScript(`/import file-name=${file}`);
+      saveState(this.stateDir, s);
+      output.push(...r.out);
+      const bad = findRouterosError(r.out.join("\n"));
+      if (bad !== undefined || !r.out.includes(doneLine(step.name)))
+        return { ok: false, output, failed: { step: step.name, line: bad ?? "no done line" } };
+    }
+    return { ok: true, output };
+  }
+
+  deploy(model: SwitchModel): LocalRun {
+    return this.run(deploySteps(model));
+  }
+
+  teardown(model: SwitchModel): LocalRun {
+    return this.run([{ name: "teardown", script: teardownScript(model) }]);
   }
 }
