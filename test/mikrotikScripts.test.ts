@@ -146,4 +146,36 @@ describe("the scripts on the RouterOS stand-in", () => {
     expect(sw.teardown(switchModel(m, M)).ok).toBe(true);
     expect(sw.state.menus["interface bridge"]!.map((b) => b.props.name)).toEqual(["bridge"]);
   });
+
+  it("a bridge that already filters VLANs: never toggled, neither by the apply nor by the teardown", () => {
+    sw.change((s) => {
+      s.menus["interface bridge"]![0]!.props["vlan-filtering"] = true;
+    });
+    const before = sw.config;
+    expect(sw.deploy(model).ok).toBe(true);
+    expect(sw.state.menus["system script"]).toEqual([]);
+    expect(sw.teardown(model).ok).toBe(true);
+    expect(sw.config).toEqual(before);
+    expect(sw.state.chipResets).toBe(0);
+  });
+
+  it("a new vlanId: the old VLAN's entry, interface, address and DNS rules go, the new ones come, once", () => {
+    expect(sw.deploy(model).ok).toBe(true);
+    const m = mikrotik();
+    m.vlanId = 20;
+    const r = sw.deploy(switchModel(m, M));
+    expect(r.ok, r.output.join("\n")).toBe(true);
+    const s = sw.state;
+    expect(ours(s.menus["interface bridge vlan"]!).map((v) => v.props["vlan-ids"])).toEqual([20]);
+    expect(ours(s.menus["interface vlan"]!).map((v) => v.props.name)).toEqual(["attic-vlan20"]);
+    expect(ours(s.menus["ip address"]!).map((a) => a.props.interface)).toEqual(["attic-vlan20"]);
+    expect(ours(s.menus["interface bridge port"]!).map((p) => p.props.pvid)).toEqual([20, 20, 20, 20]);
+    expect(s.menus["ip firewall filter"]!.map((f) => f.props["in-interface"] ?? "any")).toEqual([
+      "attic-vlan20",
+      "attic-vlan20",
+      "any",
+      "any",
+    ]);
+    expect(ours(s.menus["ip dhcp-server"]!).map((d) => d.props.interface)).toEqual(["attic-vlan20"]);
+  });
 });

@@ -277,11 +277,18 @@ function guard(o: RosObject, marker: string): string[] {
   ];
 }
 
-/** Phase 2: add when missing, set when ours. */
-function ensure(o: RosObject, marker: string): string {
+/**
+ * Phase 2: add when missing, set when ours. A firewall rule goes ahead of every input rule that is
+ * not ours and of our rules that come after it (`later`), so ours keep their order among themselves.
+ */
+function ensure(o: RosObject, marker: string, later: RosObject[] = []): string {
   const ours = where({ ...o.key, comment: marker });
   const add = `${o.menu} add ${attrs({ ...o.key, ...o.create, ...o.set, comment: marker })}`;
-  const others = `[${o.menu} find where chain=input && comment!=${rosQuote(marker)}]`;
+  const ahead = [
+    `comment!=${rosQuote(marker)}`,
+    ...later.map((l) => `(${where({ ...l.key, comment: marker })})`),
+  ];
+  const others = `[${o.menu} find where chain=input && (${ahead.join(" || ")})]`;
   const create = o.placeFirst
     ? `:if ([:len ${others}] = 0) do={${add}} else={${add} place-before=[:pick ${others} 0]}`
     : add;
@@ -330,7 +337,9 @@ export function applyScript(model: SwitchModel): string {
       (o) =>
         `:foreach i in=[/ip dhcp-server lease find where ${where(o.key)} && dynamic=yes] do={/ip dhcp-server lease make-static $i; /ip dhcp-server lease set $i comment=${M}}`,
     ),
-    ...model.objects.map((o) => ensure(o, model.marker)),
+    ...model.objects.map((o, i) =>
+      ensure(o, model.marker, o.placeFirst ? model.objects.slice(i + 1).filter((l) => l.placeFirst) : []),
+    ),
     "# The switch's own DNS settings, as they were before the first apply; the teardown imports them.",
     `:if ([:len [/file find where name=${rosQuote(`${DNS_BEFORE_FILE}.rsc`)}]] = 0) do={/ip dns export verbose file=${rosQuote(DNS_BEFORE_FILE)}}`,
     `/ip dns set ${attrs(model.dnsSettings)}`,
