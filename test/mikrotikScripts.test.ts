@@ -178,4 +178,21 @@ describe("the scripts on the RouterOS stand-in", () => {
     ]);
     expect(ours(s.menus["ip dhcp-server"]!).map((d) => d.props.interface)).toEqual(["attic-vlan20"]);
   });
+
+  it("a dynamic lease from another server for a MAC that already has our static lease is left alone", () => {
+    expect(sw.deploy(model).ok).toBe(true);
+    sw.change((s) => {
+      s.menus["ip dhcp-server lease"]!.push({
+        id: "*L9",
+        dynamic: true,
+        props: { "mac-address": "AA:BB:CC:DD:EE:01", address: "192.168.88.254", server: "defconf" },
+      });
+    });
+    expect(sw.deploy(model).ok).toBe(true);
+    const leases = sw.state.menus["ip dhcp-server lease"]!;
+    expect(leases.map((l) => [l.dynamic, l.props.comment ?? "", l.props.server])).toEqual([
+      [false, M, "attic-dhcp"],
+      [true, "", "defconf"],
+    ]);
+  });
 });

@@ -335,7 +335,7 @@ export function applyScript(model: SwitchModel): string {
       .map((menu) => removeStale(menu, model.objects, model.marker)),
     ...leases.map(
       (o) =>
-        `:foreach i in=[/ip dhcp-server lease find where ${where(o.key)} && dynamic=yes] do={/ip dhcp-server lease make-static $i; /ip dhcp-server lease set $i comment=${M}}`,
+        `:if ([:len [/ip dhcp-server lease find where ${where({ ...o.key, comment: model.marker })}]] = 0) do={:foreach i in=[/ip dhcp-server lease find where ${where(o.key)} && dynamic=yes] do={/ip dhcp-server lease make-static $i; /ip dhcp-server lease set $i comment=${M}}}`,
     ),
     ...model.objects.map((o, i) =>
       ensure(o, model.marker, o.placeFirst ? model.objects.slice(i + 1).filter((l) => l.placeFirst) : []),
