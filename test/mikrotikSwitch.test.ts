@@ -7,7 +7,7 @@
  * mikrotikScripts.test.ts, on the same stand-in in process.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { bundle, checkScript, switchModel } from "../components/mikrotik/routeros";
@@ -126,6 +126,18 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
       expect(sw.files()).toContain("attic-infra-20210101-000000.rsc");
       expect(sw.files()).not.toContain("attic-infra-20200101-000000.rsc");
       expect(sw.files()).toContain("flash-notes.txt");
+    });
+
+    it("an SSH server that runs one session per connection: every command opens its own connection, and the deploy succeeds", () => {
+      writeFileSync(path.join(sw.stateDir, "one-session-per-connection"), "");
+      try {
+        const r = sw.deploy(model);
+        expect(r.status, r.stderr).toBe(0);
+        expect(ours(sw.state.menus["interface vlan"]!).map((v) => v.props.name)).toEqual(["attic-vlan10"]);
+        expect(sw.state.menus["system scheduler"]).toEqual([]);
+      } finally {
+        rmSync(path.join(sw.stateDir, "one-session-per-connection"));
+      }
     });
 
     it("RouterOS 7.12: refused with a sentence before anything is uploaded", () => {

@@ -8,7 +8,8 @@
  *
  * Before the first step: RouterOS 7.13 or newer (the version gate). After `prepare`: only the three
  * newest attic-infra backups stay on the switch. A step marked new-connection (confirm) runs over a
- * new SSH connection; the others share one (OpenSSH connection multiplexing).
+ * new SSH connection; the others share one (OpenSSH connection multiplexing) unless the switch
+ * refuses a second session on a connection: then every command opens its own.
  *
  * Why not remote.Command: it fails only on the exit status — a failed apply would be recorded as done.
  *
@@ -90,7 +91,9 @@ fi
 where="$ROUTEROS_USER@$ROUTEROS_HOST:$ROUTEROS_PORT"
 
 connections=0
+via=ControlPath=none
 connect() {
+  if [ -n "$masters" ] && [ "$via" = ControlPath=none ]; then return; fi
   connections=$((connections + 1))
   cm="$work/c$connections"
   if ! ssh -F "$work/config" -M -S "$cm" -o ControlPersist=yes -f -N switch 2> "$work/ssh.err"; then
@@ -99,17 +102,34 @@ connect() {
     exit 1
   fi
   masters="$masters $cm"
+  via="ControlPath=$cm"
 }
-# One line, one exec request, over the current connection.
+# ssh or scp over the current connection: output without CRs, its exit status. An SSH server
+# that runs one session per connection refuses a second one (ssh exits 255, scp 1): from then on
+# every command opens a connection of its own.
+over() {
+  tool=$1
+  shift
+  over_status=0
+  "$tool" -F "$work/config" -o "$via" "$@" < /dev/null > "$work/over.out" 2>&1 || over_status=$?
+  if [ "$over_status" != 0 ] && [ "$via" != ControlPath=none ] && { [ "$over_status" = 255 ] || [ "$tool" = scp ]; }; then
+    via=ControlPath=none
+    over_status=0
+    "$tool" -F "$work/config" -o "$via" "$@" < /dev/null > "$work/over.out" 2>&1 || over_status=$?
+  fi
+  tr -d '\\r' < "$work/over.out"
+  return "$over_status"
+}
+# One line, one exec request.
 ros() {
-  ssh -F "$work/config" -S "$cm" -T switch "$1" < /dev/null | tr -d '\\r'
+  over ssh -T switch "$1"
 }
 
 # A file is read whole before /import runs it, so its first line removes it from the switch.
 run_step() {
   name="attic-infra-$2.rsc"
   { printf '/file remove [find where name="%s"]\\n' "$name"; cat "$1"; } > "$work/upload.rsc"
-  if ! scp -F "$work/config" -o ControlPath="$cm" -q "$work/upload.rsc" "switch:$name" < /dev/null > "$work/scp.out" 2>&1; then
+  if ! over scp -q "$work/upload.rsc" "switch:$name" > "$work/scp.out"; then
     cat "$work/scp.out" >&2
     echo "attic-infra: could not upload $name to $where over SFTP. RouterOS accepts uploads only from users whose group has the ftp policy (the built-in write group has !ftp): add ftp to the policy of $ROUTEROS_USER's group (/user group set <group> policy=…,ftp), then run pulumi up again" >&2
     exit 1
@@ -138,11 +158,18 @@ run_step() {
 prune() {
   sed -n 's/^attic-infra: backup file \\(attic-infra-[0-9]*-[0-9]*\\)\\..*$/\\1/p' "$work/out" | sort -u | grep -v -x "$backup" |
     awk '{ old[NR] = $0 } END { for (i = 1; i <= NR - 2; i++) printf "%s name=\\"%s.backup\\" || name=\\"%s.rsc\\"", (i > 1 ? " ||" : ""), old[i], old[i] }' > "$work/prune"
-  if [ -s "$work/prune" ]; then ros "/file remove [find where$(cat "$work/prune")]" > /dev/null; fi
+  if [ -s "$work/prune" ]; then
+    ros "/file remove [find where$(cat "$work/prune")]" > /dev/null || echo "attic-infra: warning: old backups stay on the switch (removing them failed)" >&2
+  fi
 }
 
 connect
-version=$(ros ':put [/system resource get version]' | head -n 1)
+if ! version=$(ros ':put [/system resource get version]'); then
+  printf '%s\\n' "$version" >&2
+  echo "attic-infra: ssh $where failed; see the lines above" >&2
+  exit 1
+fi
+version=$(printf '%s\\n' "$version" | head -n 1)
 if ! printf '%s\\n' "$version" | awk -F '[. ]' '{ exit !($1 ~ /^[0-9]+$/ && ($1 > ${major} || ($1 == ${major} && $2 >= ${minor}))) }'; then
   echo "attic-infra: the switch at $where runs RouterOS \${version:-(it printed no version)}; attic-infra needs RouterOS ${major}.${minor} or newer ('export … where' exists only from ${major}.${minor}). Upgrade it (/system package update install), then run pulumi up again" >&2
   exit 1

@@ -253,9 +253,16 @@ export function saveState(dir: string, s: RouterState): void {
 
 /**
  * The ForceCommand: SFTP goes to sftp-server in the file store, for users with the `ftp` policy
- * (RouterOS refuses the subsystem otherwise); every exec request to this program.
+ * (RouterOS refuses the subsystem otherwise); every exec request to this program. A test can make
+ * it refuse a second session on one connection, as an SSH server without multiplexing would.
  */
 export const SFTP_GATE = (dir: string, sftpServer: string, program: string) => `#!/bin/sh
+# With the file one-session-per-connection: a second session on a connection is refused.
+if [ -e "${dir}/one-session-per-connection" ]; then
+  connection=$(echo "$SSH_CONNECTION" | cut -d ' ' -f 2)
+  if grep -q -x -F "$connection" "${dir}/connections" 2>/dev/null; then exit 255; fi
+  echo "$connection" >> "${dir}/connections"
+fi
 case "$SSH_ORIGINAL_COMMAND" in
   ${sftpServer})
     grep -q -x -F "$USER" "${dir}/sftp-users" || exit 1
