@@ -126,4 +126,10 @@ describe("the RouterOS stand-in", () => {
     expect(r.s.globals).toEqual({});
     expect(run(r, '/file print where name="b.backup"')).toHaveLength(1);
   });
+
+  it("a line ending in a backslash continues on the next line (the export format)", () => {
+    const r = router();
+    run(r, "/ip pool add name=a \\\n    ranges=1.1.1.1-1.1.1.2");
+    expect(r.s.menus["ip pool"]!.map((p) => p.props.ranges)).toEqual(["1.1.1.1-1.1.1.2"]);
+  });
 });

@@ -195,4 +195,16 @@ describe("the scripts on the RouterOS stand-in", () => {
       [true, "", "defconf"],
     ]);
   });
+
+  it("mikrotik.bridge naming no bridge on the switch: refused with a sentence saying what to set", () => {
+    const m = mikrotik();
+    m.bridge = "bridge1";
+    const before = sw.config;
+    const r = sw.deploy(switchModel(m, M));
+    expect(r.failed).toEqual({
+      step: "apply",
+      line: "failure: attic-infra: the switch has no bridge bridge1; set attic-infra:mikrotik.bridge to its hardware-offloaded bridge (/interface bridge port print shows it: the ports flagged H)",
+    });
+    expect(sw.config).toEqual(before);
+  });
 });
