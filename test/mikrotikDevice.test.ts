@@ -36,6 +36,7 @@ describe.runIf(env.ROUTEROS_TEST_HOST)("the switch scenarios against a real Rout
       timeout: 300_000,
       env: {
         PATH: env.PATH,
+        ...(env.TMPDIR ? { TMPDIR: env.TMPDIR } : {}),
         ROUTEROS_HOST: env.ROUTEROS_TEST_HOST,
         ROUTEROS_PORT: env.ROUTEROS_TEST_PORT ?? "22",
         ROUTEROS_USER: env.ROUTEROS_TEST_USER ?? "admin",

@@ -225,6 +225,8 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
         const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
         child.kill(signal);
         expect(await exited).toBe({ SIGTERM: 143, SIGINT: 130, SIGHUP: 129 }[signal]);
+        // The agent got its SIGTERM from the cleanup; it may take a moment to go.
+        for (let i = 0; i < 200 && agents().length > 0; i++) await new Promise((r) => setTimeout(r, 25));
         expect(agents()).toEqual([]);
         expect(readdirSync(tmp)).toEqual([]);
       });

@@ -146,6 +146,7 @@ export class FakeSwitch extends SwitchState {
   env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     return {
       PATH: process.env.PATH,
+      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
       ROUTEROS_HOST: "127.0.0.1",
       ROUTEROS_PORT: String(this.sshd.port),
       ROUTEROS_USER: this.sshd.user,
