@@ -203,7 +203,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
       watcher.kill();
       expect(r.status, r.stderr).toBe(0);
       const log = readFileSync(seen, "utf8");
-      expect(log).toContain(`ssh-agent -s -a ${tmp}/`);
+      expect(log).toContain(`ssh-agent -D -a ${tmp}/`);
       expect(log).not.toContain(key);
       expect(log).not.toMatch(/^FILE /m);
     });

@@ -70,9 +70,17 @@ else
   printf '  StrictHostKeyChecking no\\n  UserKnownHostsFile /dev/null\\n' >> "$work/config"
 fi
 if [ -n "\${ROUTEROS_PRIVATE_KEY:-}" ]; then
-  # The key goes into an agent of our own through a pipe: it never touches the disk.
-  eval "$(ssh-agent -s -a "$work/agent")" >/dev/null
-  agent=$SSH_AGENT_PID
+  # The key goes into an agent of our own through a pipe: it never touches the disk. The agent runs
+  # in the foreground of a background job, so its pid is known before anything can kill us.
+  ssh-agent -D -a "$work/agent" > /dev/null 2>&1 &
+  agent=$!
+  export SSH_AUTH_SOCK="$work/agent"
+  tries=0
+  while [ ! -S "$work/agent" ]; do
+    tries=$((tries + 1))
+    if [ "$tries" -gt 100 ]; then echo "attic-infra: ssh-agent did not start" >&2; exit 1; fi
+    sleep 0.1
+  done
   printf '%s\\n' "$ROUTEROS_PRIVATE_KEY" | ssh-add -q - >/dev/null 2>&1 || {
     echo "attic-infra: the key in attic-infra:mikrotik.privateKey could not be loaded (ssh-add); give an unencrypted OpenSSH or PEM private key" >&2
     exit 1
@@ -96,7 +104,8 @@ connect() {
   if [ -n "$masters" ] && [ "$via" = ControlPath=none ]; then return; fi
   connections=$((connections + 1))
   cm="$work/c$connections"
-  if ! ssh -F "$work/config" -M -S "$cm" -o ControlPersist=yes -f -N switch 2> "$work/ssh.err"; then
+  # Its output goes nowhere: a background master holding our stdout would keep the caller waiting.
+  if ! ssh -F "$work/config" -M -S "$cm" -o ControlPersist=yes -f -N switch > /dev/null 2> "$work/ssh.err"; then
     cat "$work/ssh.err" >&2
     echo "attic-infra: ssh $where failed; see the lines above" >&2
     exit 1
