@@ -85,4 +85,6 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
       expect(sw.files().filter((f) => !/^attic-infra-\d{8}-\d{6}\./.test(f))).toEqual([]);
     });
   },
+  // Several SSH deploys per test; a loaded CI machine makes each slow.
+  180_000,
 );

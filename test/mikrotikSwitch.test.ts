@@ -232,4 +232,6 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
       });
     }
   },
+  // Several SSH deploys per test; a loaded CI machine makes each slow.
+  180_000,
 );
