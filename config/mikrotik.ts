@@ -33,9 +33,16 @@ export const mikrotikSchema = z
     ...sshFields("admin"),
     /** Alternative to privateKey: `pulumi config set --secret --path mikrotik.password`. */
     password: z.string().min(1).optional(),
-    /** The port you manage the switch through. It never joins the bridge. */
+    /** The port you manage the switch through. Never an access port; its bridge port is never changed. */
     managementPort: interfaceName,
-    bridge: interfaceName.default("bridge-attic"),
+    /**
+     * The bridge the cache VLAN goes on: by default the switch's existing hardware-offloaded bridge
+     * (a CRS3xx offloads only one bridge per switch chip). With ownBridge, a bridge of this name
+     * that attic-infra creates — switched by the CPU.
+     */
+    bridge: interfaceName.default("bridge"),
+    /** Create `bridge` instead of using the existing one. Its traffic is switched by the CPU. */
+    ownBridge: z.boolean({ error: (i) => `${show(i.input)} is not true or false` }).default(false),
     vlanId: int("a VLAN id", 1, 4094),
     accessPorts: z.array(interfaceName).min(1, { error: "is empty; list the ports the cache VLAN is on" }),
     /** The switch's address on the cache VLAN, with prefix: the DHCP gateway and DNS server. */
@@ -77,7 +84,7 @@ export const mikrotikSchema = z
         ctx.addIssue({
           code: "custom",
           path: ["accessPorts", i],
-          message: `${show(p)} is the management port; it must never join the bridge (you would lose access to the switch)`,
+          message: `${show(p)} is the management port; it cannot be an access port (its PVID would move to the cache VLAN and you would lose access to the switch)`,
         });
       if (seen.has(p))
         ctx.addIssue({ code: "custom", path: ["accessPorts", i], message: `${show(p)} is listed twice` });

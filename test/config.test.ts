@@ -215,7 +215,7 @@ describe("rejections name the full key path", () => {
 
   it("the management port among the access ports", () => {
     expect(problemsAfter("office", (b) => b["attic-infra:mikrotik"].accessPorts.push("ether24"))).toEqual([
-      'attic-infra:mikrotik.accessPorts[4]: "ether24" is the management port; it must never join the bridge (you would lose access to the switch)',
+      'attic-infra:mikrotik.accessPorts[4]: "ether24" is the management port; it cannot be an access port (its PVID would move to the cache VLAN and you would lose access to the switch)',
     ]);
   });
 

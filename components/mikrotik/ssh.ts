@@ -1,57 +1,192 @@
 /**
- * How a RouterOS script reaches the switch: a local.Command on the machine running `pulumi up` runs
- * this shell script, which sends the script (its stdin) as one SSH exec request with OpenSSH,
- * checking the switch's host key against the pinned one, and then scans the output.
+ * How RouterOS scripts reach the switch: a local.Command on the machine running `pulumi up` runs
+ * this shell script with a bundle of steps on stdin (routeros.ts `bundle`). MikroTik's SSH server
+ * runs one line per exec request ("it is not possible to send multiline commands via SSH"), so each
+ * step's script is uploaded (scp, over SFTP) and run with `/import file-name=…`, then the file is
+ * removed. A step succeeded only if its output has the script's last line, `attic-infra: <step>
+ * done`, exactly, and no RouterOS error text: RouterOS never reports errors in the exit status.
  *
- * Why not remote.Command: RouterOS reports errors in its output, never in the SSH exit status, and
- * remote.Command fails only on the exit status — a failed apply would be recorded as done.
+ * Before the first step: RouterOS 7.13 or newer (the version gate). After `prepare`: only the three
+ * newest attic-infra backups stay on the switch. A step marked new-connection (confirm) runs over a
+ * new SSH connection; the others share one (OpenSSH connection multiplexing) unless the switch
+ * refuses a second session on a connection: then every command opens its own.
+ *
+ * Why not remote.Command: it fails only on the exit status — a failed apply would be recorded as done.
  *
  * Inputs come from the environment (local to the deploying machine, never sent to the switch):
  * ROUTEROS_HOST, ROUTEROS_PORT, ROUTEROS_USER, ROUTEROS_HOST_KEY (empty: not checked),
- * ROUTEROS_PRIVATE_KEY or ROUTEROS_PASSWORD (both empty: the SSH agent).
+ * ROUTEROS_PRIVATE_KEY (loaded into a private ssh-agent with `ssh-add -`, never written to disk) or
+ * ROUTEROS_PASSWORD (given by an askpass program, never on a command line); both empty: the
+ * caller's SSH agent.
  */
-import { ROUTEROS_ERROR_PATTERNS } from "./routeros";
+import { BACKUP_PLACEHOLDER, MIN_ROUTEROS, ROUTEROS_ERROR_PATTERNS } from "./routeros";
 
 export function sshWrapperScript(): string {
   const pattern = ROUTEROS_ERROR_PATTERNS.map((p) => p.replace(/[.[\]()*+?{}|^$\\]/g, "\\$&")).join("|");
+  const { major, minor } = MIN_ROUTEROS;
   return `set -eu
-# attic-infra: run the RouterOS script on stdin on the switch over SSH, and fail on RouterOS errors.
-command -v ssh >/dev/null 2>&1 || { echo "attic-infra: the OpenSSH client (ssh) is needed on this machine to configure the switch" >&2; exit 1; }
+# attic-infra: run the RouterOS steps on stdin on the switch: upload each, /import it, require its done line.
+for tool in ssh scp ssh-agent ssh-add; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "attic-infra: the OpenSSH client ($tool) is needed on this machine to configure the switch" >&2; exit 1; }
+done
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-script=$(cat)
+agent=""
+masters=""
+cleanup() {
+  for cm in $masters; do ssh -F "$work/config" -S "$cm" -O exit switch >/dev/null 2>&1 || true; done
+  if [ -n "$agent" ]; then kill "$agent" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The bundle: "#>attic-infra step <name> [new-connection]" before each script.
+awk -v dir="$work" '
+  /^#>attic-infra step / { n++; file = sprintf("%s/step%02d.rsc", dir, n); printf "%s %s %s\\n", file, $3, ($4 == "" ? "-" : $4) >> (dir "/steps"); next }
+  file != "" { print > file }
+'
+[ -s "$work/steps" ] || { echo "attic-infra: no RouterOS steps on stdin" >&2; exit 1; }
+backup="attic-infra-$(date -u +%Y%m%d-%H%M%S)"
+while read -r file _ _; do
+  sed "s/${BACKUP_PLACEHOLDER}/$backup/g" "$file" > "$file.tmp" && mv "$file.tmp" "$file"
+done < "$work/steps"
+
 if [ "$ROUTEROS_PORT" = 22 ]; then known="$ROUTEROS_HOST"; else known="[$ROUTEROS_HOST]:$ROUTEROS_PORT"; fi
+{
+  echo "Host switch"
+  echo "  HostName \\"$ROUTEROS_HOST\\""
+  echo "  Port $ROUTEROS_PORT"
+  echo "  User \\"$ROUTEROS_USER\\""
+  echo "  ConnectTimeout 15"
+  echo "  ServerAliveInterval 15"
+  echo "  LogLevel ERROR"
+} > "$work/config"
 if [ -n "\${ROUTEROS_HOST_KEY:-}" ]; then
   printf '%s %s\\n' "$known" "$ROUTEROS_HOST_KEY" > "$work/known_hosts"
-  set -- -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$work/known_hosts"
+  printf '  StrictHostKeyChecking yes\\n  UserKnownHostsFile "%s"\\n' "$work/known_hosts" >> "$work/config"
 else
-  set -- -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+  printf '  StrictHostKeyChecking no\\n  UserKnownHostsFile /dev/null\\n' >> "$work/config"
 fi
 if [ -n "\${ROUTEROS_PRIVATE_KEY:-}" ]; then
-  (umask 077 && printf '%s\\n' "$ROUTEROS_PRIVATE_KEY" > "$work/key")
-  set -- "$@" -i "$work/key" -o IdentitiesOnly=yes -o BatchMode=yes
+  # The key goes into an agent of our own through a pipe: it never touches the disk. The agent runs
+  # in the foreground of a background job, so its pid is known before anything can kill us.
+  ssh-agent -D -a "$work/agent" > /dev/null 2>&1 &
+  agent=$!
+  export SSH_AUTH_SOCK="$work/agent"
+  tries=0
+  while [ ! -S "$work/agent" ]; do
+    tries=$((tries + 1))
+    if [ "$tries" -gt 100 ]; then echo "attic-infra: ssh-agent did not start" >&2; exit 1; fi
+    sleep 0.1
+  done
+  printf '%s\\n' "$ROUTEROS_PRIVATE_KEY" | ssh-add -q - >/dev/null 2>&1 || {
+    echo "attic-infra: the key in attic-infra:mikrotik.privateKey could not be loaded (ssh-add); give an unencrypted OpenSSH or PEM private key" >&2
+    exit 1
+  }
+  printf '  IdentityAgent "%s"\\n  BatchMode yes\\n' "$work/agent" >> "$work/config"
 elif [ -n "\${ROUTEROS_PASSWORD:-}" ]; then
   # OpenSSH reads the password from an askpass program; it never appears on a command line.
   # shellcheck disable=SC2016 # $ROUTEROS_PASSWORD is expanded by the askpass program, not here
   printf '#!/bin/sh\\nprintf "%%s\\\\n" "$ROUTEROS_PASSWORD"\\n' > "$work/askpass"
   chmod 0700 "$work/askpass"
   export SSH_ASKPASS="$work/askpass" SSH_ASKPASS_REQUIRE=force DISPLAY="\${DISPLAY:-none}"
-  set -- "$@" -o PreferredAuthentications=password,keyboard-interactive -o NumberOfPasswordPrompts=1
+  printf '  PreferredAuthentications password,keyboard-interactive\\n  NumberOfPasswordPrompts 1\\n' >> "$work/config"
 else
-  set -- "$@" -o BatchMode=yes
+  printf '  BatchMode yes\\n' >> "$work/config"
 fi
-status=0
-ssh -T -p "$ROUTEROS_PORT" -o ConnectTimeout=15 -o ServerAliveInterval=15 "$@" \\
-  "$ROUTEROS_USER@$ROUTEROS_HOST" "$script" > "$work/out" 2>&1 < /dev/null || status=$?
-cat "$work/out"
-if [ "$status" != 0 ]; then
-  echo "attic-infra: ssh $ROUTEROS_USER@$ROUTEROS_HOST:$ROUTEROS_PORT failed (exit $status); see the lines above" >&2
+where="$ROUTEROS_USER@$ROUTEROS_HOST:$ROUTEROS_PORT"
+
+connections=0
+via=ControlPath=none
+connect() {
+  if [ -n "$masters" ] && [ "$via" = ControlPath=none ]; then return; fi
+  connections=$((connections + 1))
+  cm="$work/c$connections"
+  # Its output goes nowhere: a background master holding our stdout would keep the caller waiting.
+  if ! ssh -F "$work/config" -M -S "$cm" -o ControlPersist=yes -f -N switch > /dev/null 2> "$work/ssh.err"; then
+    cat "$work/ssh.err" >&2
+    echo "attic-infra: ssh $where failed; see the lines above" >&2
+    exit 1
+  fi
+  masters="$masters $cm"
+  via="ControlPath=$cm"
+}
+# ssh or scp over the current connection: output without CRs, its exit status. An SSH server
+# that runs one session per connection refuses a second one (ssh exits 255, scp 1): from then on
+# every command opens a connection of its own.
+over() {
+  tool=$1
+  shift
+  over_status=0
+  "$tool" -F "$work/config" -o "$via" "$@" < /dev/null > "$work/over.out" 2>&1 || over_status=$?
+  if [ "$over_status" != 0 ] && [ "$via" != ControlPath=none ] && { [ "$over_status" = 255 ] || [ "$tool" = scp ]; }; then
+    via=ControlPath=none
+    over_status=0
+    "$tool" -F "$work/config" -o "$via" "$@" < /dev/null > "$work/over.out" 2>&1 || over_status=$?
+  fi
+  tr -d '\\r' < "$work/over.out"
+  return "$over_status"
+}
+# One line, one exec request.
+ros() {
+  over ssh -T switch "$1"
+}
+
+# A file is read whole before /import runs it, so its first line removes it from the switch.
+run_step() {
+  name="attic-infra-$2.rsc"
+  { printf '/file remove [find where name="%s"]\\n' "$name"; cat "$1"; } > "$work/upload.rsc"
+  if ! over scp -q "$work/upload.rsc" "switch:$name" > "$work/scp.out"; then
+    cat "$work/scp.out" >&2
+    echo "attic-infra: could not upload $name to $where over SFTP. RouterOS accepts uploads only from users whose group has the ftp policy (the built-in write group has !ftp): add ftp to the policy of $ROUTEROS_USER's group (/user group set <group> policy=…,ftp), then run pulumi up again" >&2
+    exit 1
+  fi
+  status=0
+  ros "/import file-name=$name" > "$work/out" || status=$?
+  cat "$work/out"
+  if [ "$status" != 0 ]; then
+    echo "attic-infra: ssh $where failed during $2 (exit $status); see the lines above" >&2
+    exit 1
+  fi
+  bad=$(grep -E -m 1 '${pattern}' "$work/out" || true)
+  if [ -n "$bad" ]; then
+    ros "/file remove [find where name=\\"$name\\"]" > /dev/null || true
+    echo "attic-infra: RouterOS reported an error in $2: $bad" >&2
+    exit 1
+  fi
+  if ! grep -q -x "attic-infra: $2 done" "$work/out"; then
+    ros "/file remove [find where name=\\"$name\\"]" > /dev/null || true
+    echo "attic-infra: $2 did not finish on the switch (its last line, 'attic-infra: $2 done', is missing); see the lines above" >&2
+    exit 1
+  fi
+}
+
+# prepare lists the attic-infra-<time> backups and exports; the newest three stay, the current one always.
+prune() {
+  sed -n 's/^attic-infra: backup file \\(attic-infra-[0-9]*-[0-9]*\\)\\..*$/\\1/p' "$work/out" | sort -u | grep -v -x "$backup" |
+    awk '{ old[NR] = $0 } END { for (i = 1; i <= NR - 2; i++) printf "%s name=\\"%s.backup\\" || name=\\"%s.rsc\\"", (i > 1 ? " ||" : ""), old[i], old[i] }' > "$work/prune"
+  if [ -s "$work/prune" ]; then
+    ros "/file remove [find where$(cat "$work/prune")]" > /dev/null || echo "attic-infra: warning: old backups stay on the switch (removing them failed)" >&2
+  fi
+}
+
+connect
+if ! version=$(ros ':put [/system resource get version]'); then
+  printf '%s\\n' "$version" >&2
+  echo "attic-infra: ssh $where failed; see the lines above" >&2
   exit 1
 fi
-bad=$(grep -E -m 1 '${pattern}' "$work/out" || true)
-if [ -n "$bad" ]; then
-  echo "attic-infra: RouterOS reported an error: $bad" >&2
+version=$(printf '%s\\n' "$version" | head -n 1)
+if ! printf '%s\\n' "$version" | awk -F '[. ]' '{ exit !($1 ~ /^[0-9]+$/ && ($1 > ${major} || ($1 == ${major} && $2 >= ${minor}))) }'; then
+  echo "attic-infra: the switch at $where runs RouterOS \${version:-(it printed no version)}; attic-infra needs RouterOS ${major}.${minor} or newer ('export … where' exists only from ${major}.${minor}). Upgrade it (/system package update install), then run pulumi up again" >&2
   exit 1
 fi
+while read -r file step flag; do
+  if [ "$flag" = new-connection ]; then connect; fi
+  run_step "$file" "$step"
+  if [ "$step" = prepare ]; then prune; fi
+done < "$work/steps"
 `;
 }

@@ -1,9 +1,15 @@
 /**
  * The office switch (Mikrotik CRS326, RouterOS 7): the cache's VLAN, its DHCP server and DNS,
- * applied over SSH without locking anyone out:
- *   check → backup (binary + export) → arm the dead-man scheduler → apply → confirm (new connection)
- * Every step is a local.Command running the SSH wrapper (ssh.ts) with a RouterOS script on stdin.
- * Triggers are the apply script's hash: an unchanged stack runs nothing.
+ * applied over SSH without locking anyone out. Two resources, each a local.Command running the
+ * transport (ssh.ts) on a bundle of RouterOS scripts (routeros.ts):
+ * - `<name>-switch` checks the switch once (version, SFTP upload) and holds the teardown: its
+ *   delete, run last on `pulumi destroy`;
+ * - `<name>-apply` runs prepare (refuse an unconfirmed apply, backup, arm the dead-man) → apply →
+ *   confirm (over a new connection) as one unit: if any part fails — the dead-man fired, the
+ *   confirm could not connect — the resource is not recorded and a plain `pulumi up` runs all of
+ *   it again. Its trigger is the bundle's hash: an unchanged stack runs nothing.
+ * The earlier `<name>-backup`, `<name>-arm` and `<name>-confirm` steps are now parts of the apply;
+ * they had no delete command, so Pulumi dropping them changes nothing on the switch.
  */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
@@ -12,10 +18,10 @@ import { recordArtifact } from "../artifacts";
 import { sha256, shellQuote } from "../text";
 import {
   applyScript,
-  armScript,
-  backupScript,
+  bundle,
   checkScript,
   confirmScript,
+  prepareScript,
   switchModel,
   teardownScript,
 } from "./routeros";
@@ -38,7 +44,7 @@ export class MikrotikSwitch extends pulumi.ComponentResource {
   public readonly leases: pulumi.Output<Lease[]>;
   /** DNS name → address, as the switch answers them. */
   public readonly dnsRecords: pulumi.Output<Record<string, string>>;
-  /** The marked objects as the switch reports them after the apply (`export terse`). */
+  /** The transport's output of the apply, with the marked objects (`export terse`). */
   public readonly applied: pulumi.Output<string>;
 
   constructor(name: string, args: SwitchArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -47,29 +53,30 @@ export class MikrotikSwitch extends pulumi.ComponentResource {
     const child = { parent: this };
     const marker = `attic-infra:${pulumi.getStack()}`;
     const model = switchModel(m, marker);
-    const apply = applyScript(model);
-    const hash = sha256(apply);
-    const backupName = `attic-infra-${hash.slice(0, 12)}`;
     const scripts = {
       check: checkScript(marker),
-      backup: backupScript(marker, backupName),
-      arm: armScript(marker, backupName, m.rollbackMinutes),
-      apply,
+      prepare: prepareScript(model),
+      apply: applyScript(model),
       confirm: confirmScript(model),
       teardown: teardownScript(model),
     };
     const wrapper = sshWrapperScript();
     recordArtifact("mikrotik/ssh-wrapper.sh", wrapper);
     recordArtifact("mikrotik/0-check.rsc", scripts.check);
-    recordArtifact("mikrotik/1-backup.rsc", scripts.backup);
-    recordArtifact("mikrotik/2-arm.rsc", scripts.arm);
-    recordArtifact("mikrotik/3-apply.rsc", scripts.apply);
-    recordArtifact("mikrotik/4-confirm.rsc", scripts.confirm);
+    recordArtifact("mikrotik/1-prepare.rsc", scripts.prepare);
+    recordArtifact("mikrotik/2-apply.rsc", scripts.apply);
+    recordArtifact("mikrotik/3-confirm.rsc", scripts.confirm);
     recordArtifact("mikrotik/teardown.rsc", scripts.teardown);
 
     if (m.insecureIgnoreHostKey) {
       pulumi.log.warn(
         "attic-infra:mikrotik.insecureIgnoreHostKey is true: the switch's SSH key is not checked. Pin it with mikrotik.hostKey.",
+        this,
+      );
+    }
+    if (m.ownBridge) {
+      pulumi.log.warn(
+        `attic-infra:mikrotik.ownBridge is true: ${m.bridge} is a second bridge, and a CRS3xx offloads only one bridge per switch chip — the cache VLAN is switched by the CPU. Leave ownBridge unset to use the switch's offloaded bridge.`,
         this,
       );
     }
@@ -81,27 +88,29 @@ export class MikrotikSwitch extends pulumi.ComponentResource {
       ROUTEROS_PRIVATE_KEY: m.privateKey ?? "",
       ROUTEROS_PASSWORD: m.password ?? "",
     });
-    const step = (
-      id: string,
-      stdin: string,
-      dependsOn: pulumi.Resource[],
-      extra: Partial<command.local.CommandArgs> = {},
-    ) =>
-      new command.local.Command(
-        `${name}-${id}`,
-        { create: wrapper, stdin, environment, interpreter: ["/bin/sh", "-c"], ...extra },
-        { ...child, dependsOn },
-      );
+    const run = { create: wrapper, environment, interpreter: ["/bin/sh", "-c"] };
 
     // Never replaced (no triggers): its delete is the teardown, run last on `pulumi destroy`. The
-    // delete shares the create's stdin, so it feeds the teardown script to the wrapper itself.
-    const holder = step("switch", scripts.check, [], {
-      delete: `printf '%s' ${shellQuote(scripts.teardown)} | /bin/sh -c ${shellQuote(wrapper)}`,
-    });
-    const backup = step("backup", scripts.backup, [holder], { triggers: [hash] });
-    const arm = step("arm", scripts.arm, [backup], { triggers: [hash] });
-    const applied = step("apply", scripts.apply, [arm], { triggers: [hash] });
-    step("confirm", scripts.confirm, [applied], { triggers: [hash] });
+    // delete shares the create's stdin, so it feeds the teardown bundle to the wrapper itself.
+    const holder = new command.local.Command(
+      `${name}-switch`,
+      {
+        ...run,
+        stdin: bundle([{ name: "check", script: scripts.check }]),
+        delete: `printf '%s' ${shellQuote(bundle([{ name: "teardown", script: scripts.teardown }]))} | /bin/sh -c ${shellQuote(wrapper)}`,
+      },
+      child,
+    );
+    const sequence = bundle([
+      { name: "prepare", script: scripts.prepare },
+      { name: "apply", script: scripts.apply },
+      { name: "confirm", script: scripts.confirm, newConnection: true },
+    ]);
+    const applied = new command.local.Command(
+      `${name}-apply`,
+      { ...run, stdin: sequence, triggers: [sha256(sequence)] },
+      { ...child, dependsOn: [holder] },
+    );
 
     this.gateway = pulumi.output(m.address.split("/")[0]!);
     this.vlanId = pulumi.output(m.vlanId);

@@ -18,6 +18,10 @@ export interface SshdOptions {
   env?: Record<string, string>;
   /** Run every session's command through this program (it sees SSH_ORIGINAL_COMMAND). */
   forceCommand?: string;
+  /** Serve the SFTP subsystem with this sftp-server (under a forceCommand, it sees it as SSH_ORIGINAL_COMMAND). */
+  sftpServer?: string;
+  /** The key exchanges the server offers (tests that make many connections pick a cheap one). */
+  kexAlgorithms?: string;
 }
 
 export interface RunResult {
@@ -77,10 +81,10 @@ export class TestSshd {
         "KbdInteractiveAuthentication no",
         "PermitRootLogin prohibit-password",
         "AcceptEnv none",
-        // Clients that do not choose (the deploy's own ssh) would pick the slower post-quantum exchange.
-        "KexAlgorithms curve25519-sha256",
         `SetEnv ${setEnv}`,
         "LogLevel VERBOSE",
+        ...(options.sftpServer ? [`Subsystem sftp ${options.sftpServer}`] : []),
+        ...(options.kexAlgorithms ? [`KexAlgorithms ${options.kexAlgorithms}`] : []),
         ...(options.forceCommand ? [`ForceCommand ${options.forceCommand}`] : []),
         "",
       ].join("\n"),

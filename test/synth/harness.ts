@@ -173,8 +173,10 @@ async function synthInProcess(
 
   const main = await loadProgram();
   // As cmd/run does: the program runs inside the root stack component, which registers its outputs.
-  await stack.runInPulumiStack(main);
-  await settings.waitForRPCs();
+  await runReportingOnce(async () => {
+    await stack.runInPulumiStack(main);
+    await settings.waitForRPCs();
+  });
 
   const files: Record<string, string> = {};
   const unknownFiles: string[] = [];
@@ -185,4 +187,36 @@ async function synthInProcess(
     else files[file] = secret && !monitorOptions.showSecrets ? SECRET_PLACEHOLDER : text;
   }
   return { resources: monitor.resources, outputs: monitor.outputs, files, unknownFiles, warnings };
+}
+
+/**
+ * Runs the program so that its failure is reported once, as cmd/run reports it. When the program
+ * throws (a RunError from a check that needs AWS, say), the SDK rejects the root stack's outputs and
+ * also leaves internal copies of that rejection unhandled; cmd/run's process handler prints the
+ * error once and exits. Here the error is thrown to the caller, and only rejections carrying that
+ * same error are swallowed: any other unhandled rejection still reaches the listeners that were
+ * installed before (the test runner's).
+ */
+async function runReportingOnce(run: () => Promise<void>): Promise<void> {
+  const before = process.listeners("unhandledRejection");
+  let failure: unknown;
+  let seen = false;
+  const onRejection = (reason: unknown, promise: Promise<unknown>) => {
+    if (seen && reason === failure) return;
+    for (const listener of before) listener(reason, promise);
+  };
+  process.removeAllListeners("unhandledRejection");
+  process.on("unhandledRejection", onRejection);
+  try {
+    await run();
+  } catch (err) {
+    failure = err;
+    seen = true;
+  } finally {
+    // Unhandled rejections are reported after the microtask queue drains.
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    process.off("unhandledRejection", onRejection);
+    for (const listener of before) process.on("unhandledRejection", listener);
+  }
+  if (seen) throw failure;
 }
