@@ -1,0 +1,330 @@
+/**
+ * The generated NixOS module for a public NixOS host (`attic-infra/atticd.nix` on a VPS): nixpkgs'
+ * `services.atticd` on loopback behind a TLS proxy (Caddy or NGINX, Let's Encrypt), metadata in the
+ * host's PostgreSQL (peer authentication over the Unix socket, no password anywhere) or SQLite,
+ * daily dumps kept for a number of days and copied to the bucket, and a firewall that opens 80/443
+ * and SSH only from `sshFrom`. Nothing secret is in it: it lands in the world-readable store.
+ *
+ * Option names follow nixpkgs (services.atticd, services.caddy, services.nginx + security.acme,
+ * services.postgresql, networking.firewall, services.openssh), NixOS 24.11 and later.
+ */
+import type { AtticSettings } from "../components/attic/settings";
+import { ENVIRONMENT_FILE, shellQuote } from "./atticdModule";
+import { type NixValue, nixExpr, toNix } from "./nix";
+
+export type Proxy = "caddy" | "nginx";
+
+export interface DumpTarget {
+  bucket: string;
+  region: string;
+  /** S3-compatible endpoint (Backblaze B2: https://s3.<region>.backblazeb2.com). */
+  endpoint?: string;
+  /** Key prefix for the dumps, ending with "/", e.g. attic-infra/db-dumps/. */
+  prefix: string;
+}
+
+export interface BackupOptions {
+  /** Where dumps are written on the host (outside atticd's state directory). */
+  dir: string;
+  /** Dumps older than this many days are deleted, on the host and under the bucket prefix. */
+  keepDays: number;
+  /** Copy every dump off the host (S3 storage only). */
+  copyTo?: DumpTarget;
+}
+
+export interface VpsModuleOptions {
+  settings: AtticSettings;
+  domain: string;
+  acmeEmail: string;
+  proxy: Proxy;
+  /** The SSH port the deploy connects to: the only one opened to `sshFrom`. */
+  sshPort: number;
+  /** IPv4 and IPv6 networks (CIDR) that may reach SSH. */
+  sshFrom: string[];
+  upload: {
+    /** Largest request body (one NAR upload) the proxy accepts, in GiB. */
+    maxBodyGiB: number;
+    /** How long the proxy waits on a silent upload or response, in seconds. */
+    timeoutSeconds: number;
+  };
+  backup: BackupOptions;
+  /** Shown in the header: which stack wrote the file. */
+  stack: string;
+}
+
+/** The PostgreSQL database, role and OS user: one name, so peer authentication maps them 1:1. */
+export const VPS_DB = "atticd";
+
+/** atticd's loopback address (`listen`, e.g. 127.0.0.1:8080): what the proxy forwards to. */
+export const upstream = (settings: AtticSettings): string => settings.listen;
+
+export function isIpv6Cidr(cidr: string): boolean {
+  return cidr.includes(":");
+}
+
+/**
+ * Caddy: automatic HTTPS for the site address (Let's Encrypt, HTTP→HTTPS redirect). reverse_proxy
+ * passes the client's Host unchanged and streams request bodies (no buffering unless asked);
+ * flush_interval -1 streams responses. `read_timeout`/`write_timeout` bound the wait for the next
+ * read or write, so a long upload that keeps moving is never cut.
+ */
+export function caddyVhostConfig(o: VpsModuleOptions): string {
+  const t = `${o.upload.timeoutSeconds}s`;
+  return [
+    "request_body {",
+    `  max_size ${o.upload.maxBodyGiB}GiB`,
+    "}",
+    `reverse_proxy ${upstream(o.settings)} {`,
+    "  flush_interval -1",
+    "  transport http {",
+    `    read_timeout ${t}`,
+    `    write_timeout ${t}`,
+    "  }",
+    "}",
+    "",
+  ].join("\n");
+}
+
+/**
+ * NGINX, inside `location /`: nginx's 1 MiB default body cap and 60 s timeouts break NAR uploads
+ * (attic issue #170). An upload has no Content-Length (chunked): nginx buffers a chunked body whatever
+ * proxy_request_buffering says unless it proxies with HTTP/1.1.
+ */
+export function nginxLocationConfig(o: VpsModuleOptions): string {
+  const t = `${o.upload.timeoutSeconds}s`;
+  return [
+    `client_max_body_size ${o.upload.maxBodyGiB}g;`,
+    `client_body_timeout ${t};`,
+    "proxy_http_version 1.1;",
+    "proxy_request_buffering off;",
+    `proxy_send_timeout ${t};`,
+    `proxy_read_timeout ${t};`,
+    "",
+  ].join("\n");
+}
+
+/** iptables (the NixOS default backend): accept SSH from each network, before the final refuse rule. */
+export function iptablesRules(sshPort: number, sshFrom: string[], family: 4 | 6): string {
+  const tool = family === 4 ? "iptables" : "ip6tables";
+  return sshFrom
+    .filter((c) => isIpv6Cidr(c) === (family === 6))
+    .map((c) => `${tool} -w -A nixos-fw -p tcp --dport ${sshPort} -s ${c} -j nixos-fw-accept\n`)
+    .join("");
+}
+
+/** nftables (networking.nftables.enable): rules appended to the firewall's input-allow chain. */
+export function nftablesRules(sshPort: number, sshFrom: string[]): string {
+  const v4 = sshFrom.filter((c) => !isIpv6Cidr(c));
+  const v6 = sshFrom.filter(isIpv6Cidr);
+  return [
+    ...(v4.length ? [`ip saddr { ${v4.join(", ")} } tcp dport ${sshPort} accept`] : []),
+    ...(v6.length ? [`ip6 saddr { ${v6.join(", ")} } tcp dport ${sshPort} accept`] : []),
+    "",
+  ].join("\n");
+}
+
+/**
+ * The daily dump: pg_dump (custom format, as the postgres superuser) or sqlite3's online .backup,
+ * written beside the older ones, then everything older than `keepDays` is deleted. With a target,
+ * the dump is copied to `s3://<bucket>/<prefix>` and expired dumps there are deleted too. Names
+ * carry a UTC stamp that sorts by time, so "older" is a string comparison against the cutoff stamp.
+ */
+export function dumpScript(o: {
+  database: "postgresql" | "sqlite";
+  backup: BackupOptions;
+  sqlitePath?: string;
+}): string {
+  const ext = o.database === "postgresql" ? "pgdump" : "db";
+  const t = o.backup.copyTo;
+  const lines = [
+    "set -eu",
+    `dir=${shellQuote(o.backup.dir)}`,
+    `keep_days=${o.backup.keepDays}`,
+    'mkdir -p "$dir"',
+    'chmod 0700 "$dir"',
+    "stamp=$(date -u +%Y%m%dT%H%M%SZ)",
+    `name="atticd-$stamp.${ext}"`,
+    'tmp="$dir/.$name.partial"',
+    "trap 'rm -f \"$tmp\"' EXIT",
+  ];
+  if (o.database === "postgresql") {
+    lines.push(`runuser -u postgres -- pg_dump --format=custom ${VPS_DB} >"$tmp"`);
+  } else {
+    lines.push(
+      `db=${shellQuote(o.sqlitePath ?? "/var/lib/atticd/server.db")}`,
+      'if [ ! -f "$db" ]; then',
+      '  echo "no atticd database yet; nothing to dump"',
+      "  exit 0",
+      "fi",
+      `sqlite3 "$db" ".backup '$tmp'"`,
+    );
+  }
+  lines.push(
+    'mv "$tmp" "$dir/$name"',
+    'echo "dumped to $dir/$name"',
+    'cutoff=$(date -u -d "-$keep_days days" +%Y%m%dT%H%M%SZ)',
+    "# Names of dumps (one a line on stdin) stamped before the cutoff.",
+    "expired() {",
+    `  awk -v cutoff="$cutoff" '/^atticd-[0-9]+T[0-9]+Z\\./ { s = substr($0, 8, 16); if (s < cutoff) print }'`,
+    "}",
+    'ls -1 "$dir" | expired | while read -r old; do',
+    '  rm -f -- "$dir/$old"',
+    '  echo "deleted $dir/$old"',
+    "done",
+  );
+  if (t) {
+    const endpoint = t.endpoint ? ` --endpoint-url ${shellQuote(t.endpoint)}` : "";
+    lines.push(
+      `dest=${shellQuote(`s3://${t.bucket}/${t.prefix}`)}`,
+      `aws s3 cp --only-show-errors${endpoint} "$dir/$name" "$dest$name"`,
+      'echo "copied to $dest$name"',
+      `aws s3 ls${endpoint} "$dest" | awk '{ print $4 }' | expired | while read -r old; do`,
+      `  aws s3 rm --only-show-errors${endpoint} "$dest$old"`,
+      '  echo "deleted $dest$old"',
+      "done",
+    );
+  }
+  lines.push("");
+  return lines.join("\n");
+}
+
+const mkForce = (v: string) => nixExpr(`lib.mkForce ${v}`);
+
+/** The attribute set the module evaluates to (config side), before rendering. */
+export function vpsModuleConfig(o: VpsModuleOptions): Record<string, NixValue | undefined> {
+  const postgres = o.settings.database.url.startsWith("postgresql:");
+  const v4 = iptablesRules(o.sshPort, o.sshFrom, 4);
+  const v6 = iptablesRules(o.sshPort, o.sshFrom, 6);
+  const iptables = v6
+    ? `(${toNix(v4)} + lib.optionalString config.networking.enableIPv6 ${toNix(v6)})`
+    : toNix(v4);
+  const copy = o.backup.copyTo;
+
+  const services: Record<string, NixValue> = {
+    atticd: {
+      enable: true,
+      mode: "monolithic",
+      environmentFile: ENVIRONMENT_FILE,
+      settings: o.settings as unknown as NixValue,
+    },
+    // Only the networks in sshFrom reach SSH (rules below); nothing may open the port to everyone.
+    openssh: { openFirewall: mkForce("false") },
+  };
+  if (postgres) {
+    services.postgresql = {
+      enable: true,
+      ensureDatabases: [VPS_DB],
+      ensureUsers: [{ name: VPS_DB, ensureDBOwnership: true }],
+      // First match wins in pg_hba.conf: atticd over the socket is peer-authenticated, whatever the
+      // host adds later.
+      authentication: nixExpr(`lib.mkBefore ${toNix(`local ${VPS_DB} ${VPS_DB} peer\n`)}`),
+    };
+  }
+  if (o.proxy === "caddy") {
+    services.caddy = {
+      enable: true,
+      email: o.acmeEmail,
+      virtualHosts: { [o.domain]: { extraConfig: caddyVhostConfig(o) } },
+    };
+  } else {
+    services.nginx = {
+      enable: true,
+      virtualHosts: {
+        [o.domain]: {
+          enableACME: true,
+          forceSSL: true,
+          locations: {
+            "/": {
+              proxyPass: `http://${upstream(o.settings)}`,
+              // Host, X-Forwarded-*: atticd's allowed-hosts sees the client's Host.
+              recommendedProxySettings: true,
+              extraConfig: nginxLocationConfig(o),
+            },
+          },
+        },
+      },
+    };
+  }
+
+  const backupPath: NixValue[] = [
+    postgres ? nixExpr("config.services.postgresql.package") : nixExpr("pkgs.sqlite"),
+    nixExpr("pkgs.coreutils"),
+    nixExpr("pkgs.gawk"),
+    nixExpr("pkgs.util-linux"),
+    ...(copy ? [nixExpr("pkgs.awscli2")] : []),
+  ];
+  const config: Record<string, NixValue | undefined> = {
+    assertions: [
+      {
+        assertion: nixExpr("config.networking.firewall.enable"),
+        message:
+          "attic-infra: this host is public; its module relies on the NixOS firewall (SSH only from sshFrom). Set networking.firewall.enable = true.",
+      },
+      {
+        assertion: nixExpr('!(config.services.firewalld.enable or false)'),
+        message:
+          "attic-infra: the SSH rules are written for the iptables or nftables NixOS firewall, not firewalld. Allow SSH from sshFrom in firewalld yourself, or switch the backend.",
+      },
+    ],
+    services,
+    ...(o.proxy === "nginx" ? { security: { acme: { acceptTerms: true, defaults: { email: o.acmeEmail } } } } : {}),
+    networking: {
+      firewall: {
+        allowedTCPPorts: [80, 443],
+        // Caddy also serves HTTP/3 on UDP 443.
+        ...(o.proxy === "caddy" ? { allowedUDPPorts: [443] } : {}),
+        extraCommands: nixExpr(`lib.mkIf (!config.networking.nftables.enable) ${iptables}`),
+        extraInputRules: nixExpr(
+          `lib.mkIf config.networking.nftables.enable ${toNix(nftablesRules(o.sshPort, o.sshFrom))}`,
+        ),
+      },
+    },
+    environment: { systemPackages: [nixExpr("pkgs.curl")] },
+    systemd: {
+      services: {
+        "atticd-dump": {
+          description: "Dump the atticd database (every cache's signing key is in it)",
+          after: postgres ? ["postgresql.service"] : ["atticd.service"],
+          ...(postgres ? { requires: ["postgresql.service"] } : {}),
+          path: backupPath,
+          ...(copy
+            ? {
+                environment: {
+                  AWS_DEFAULT_REGION: copy.region,
+                  // Backblaze B2 rejects the CRC checksum headers newer AWS CLIs send by default.
+                  AWS_REQUEST_CHECKSUM_CALCULATION: "when_required",
+                  AWS_RESPONSE_CHECKSUM_VALIDATION: "when_required",
+                },
+              }
+            : {}),
+          serviceConfig: {
+            Type: "oneshot",
+            UMask: "0077",
+            // The bucket's keys: the same file atticd reads.
+            ...(copy ? { EnvironmentFile: ENVIRONMENT_FILE } : {}),
+          },
+          script: dumpScript({ database: postgres ? "postgresql" : "sqlite", backup: o.backup }),
+        },
+      },
+      timers: {
+        "atticd-dump": {
+          wantedBy: ["timers.target"],
+          timerConfig: { OnCalendar: "daily", Persistent: true, RandomizedDelaySec: "30m" },
+        },
+      },
+    },
+  };
+  return config;
+}
+
+export function vpsModule(o: VpsModuleOptions): string {
+  return [
+    `# Generated by attic-infra (stack ${o.stack}). Do not edit: \`pulumi up\` replaces this file.`,
+    "# Secrets are not here: atticd and the dump job read them from the environment file.",
+    "# Firewall: this module opens 80/443 and SSH from sshFrom; it cannot close ports the host's",
+    "# own configuration opens elsewhere (docs/vps.md).",
+    "{ config, lib, pkgs, ... }:",
+    toNix(vpsModuleConfig(o) as NixValue),
+    "",
+  ].join("\n");
+}
