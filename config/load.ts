@@ -5,12 +5,12 @@
  * `pulumi.runtime.allConfig()` before it registers any resource.
  */
 import type { z } from "zod";
-import { expiry } from "../components/attic/tokens";
 import {
   EITHER_BLOCKS,
   type AtticConfig,
   type AwsConfig,
   atticSchema,
+  expiry,
   awsSchema,
   type MikrotikConfig,
   mikrotikSchema,

@@ -4,6 +4,7 @@
  * mount, and a daily SQLite backup. Nothing secret is in it: it lands in the world-readable store.
  */
 import type { AtticSettings } from "../components/attic/settings";
+import { shellQuote } from "../components/text";
 import { type NixValue, nixExpr, toNix } from "./nix";
 
 export const ENVIRONMENT_FILE = "/var/lib/attic-infra/atticd.env";
@@ -51,10 +52,6 @@ export function backupScript(backup: { dir: string; keep: number }, database = S
     'echo "backed up to $dir/server-$stamp.db"',
     "",
   ].join("\n");
-}
-
-export function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /** The attribute set the module evaluates to (config side), before rendering. */

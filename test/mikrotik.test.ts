@@ -23,7 +23,7 @@ import {
   teardownScript,
 } from "../components/mikrotik/routeros";
 import { sshWrapperScript } from "../components/mikrotik/ssh";
-import { shellQuote } from "../nixos/atticdModule";
+import { shellQuote } from "../components/text";
 import { loadConfig } from "../config/load";
 import type { MikrotikConfig } from "../config/schema";
 import { exampleConfig, ROOT, synthExample } from "./support/stacks";

@@ -21,12 +21,12 @@ import {
   deployId,
   preflightScript,
   rollbackScript,
-  sha256,
   switchScript,
   teardownScript,
   uploadEnvScript,
   uploadModuleScript,
 } from "../components/office/scripts";
+import { sha256 } from "../components/text";
 import { FakeNixosHost } from "./support/fakeNixosHost";
 import { TestSshd } from "./support/sshd";
 import { haveTool } from "./support/tools";

@@ -7,7 +7,7 @@
  * unchanged stack mints byte-identical tokens and `pulumi up` shows no diff.
  */
 import { createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
-import type { Permission, TokenConfig } from "../../config/schema";
+import { epochSeconds, expiry, type Permission, type TokenConfig } from "../../config/schema";
 
 export const ATTIC_CLAIM = "https://jwt.attic.rs/v1";
 
@@ -32,16 +32,6 @@ export interface AtticClaims {
 }
 
 const b64url = (data: Buffer | string): string => Buffer.from(data).toString("base64url");
-
-/** Seconds since the epoch. A bare date means the start of that day, UTC. */
-function epochSeconds(date: string): number {
-  return Math.floor(Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(date) ? `${date}T00:00:00Z` : date) / 1000);
-}
-
-/** A bare `validUntil` date is inclusive: the token expires when that day ends (UTC). */
-export function expiry(validUntil: string): number {
-  return /^\d{4}-\d{2}-\d{2}$/.test(validUntil) ? epochSeconds(validUntil) + 86400 : epochSeconds(validUntil);
-}
 
 export function permissionClaim(
   permissions: Partial<Record<string, readonly Permission[]>>,

@@ -9,8 +9,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { MikrotikConfig } from "../../config/schema";
 import { recordArtifact } from "../artifacts";
-import { shellQuote } from "../../nixos/atticdModule";
-import { sha256 } from "../office/scripts";
+import { sha256, shellQuote } from "../text";
 import {
   applyScript,
   armScript,

@@ -16,8 +16,8 @@
  * answers; a separate step, over a new SSH connection, disarms the timer. If the switch broke
  * networking or sshd, that step cannot connect, and the host rolls itself back.
  */
-import { createHash } from "node:crypto";
-import { removedModule, shellQuote } from "../../nixos/atticdModule";
+import { removedModule } from "../../nixos/atticdModule";
+import { sha256, shellQuote } from "../text";
 
 export interface HostPaths {
   /** Where the module lives: /etc/nixos/attic-infra, or <flake dir>/attic-infra. */
@@ -53,8 +53,6 @@ export interface SwitchOptions {
   /** http://127.0.0.1:<port>/ */
   healthUrl: string;
 }
-
-export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 
 /** The deploy id: changes when the module or the environment file changes. */
 export function deployId(moduleSha256: string, envSha256: string): string {

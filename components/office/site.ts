@@ -11,12 +11,12 @@ import { atticdModule } from "../../nixos/atticdModule";
 import { recordArtifact } from "../artifacts";
 import { type AtticSettings, atticSettings, renderToml, type StorageSettings } from "../attic/settings";
 import { AtticServer, type CacheOutput } from "../attic/server";
+import { sha256 } from "../text";
 import {
   confirmScript,
   defaultPaths,
   deployId,
   preflightScript,
-  sha256,
   switchScript,
   teardownScript,
   uploadEnvScript,

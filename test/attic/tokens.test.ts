@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ATTIC_CLAIM, expiry, mintToken, tokenClaims, verifyJwt } from "../../components/attic/tokens";
-import type { TokenConfig } from "../../config/schema";
+import { ATTIC_CLAIM, mintToken, tokenClaims, verifyJwt } from "../../components/attic/tokens";
+import { expiry, type TokenConfig } from "../../config/schema";
 import { exampleBlocks, toConfigMap } from "../support/stacks";
 import { synth } from "../synth/harness";
 import { FIXTURE_SIGNING_KEY_PEM } from "../synth/mocks";

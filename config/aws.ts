@@ -1,0 +1,290 @@
+/** attic-infra:aws — atticd on ECS Fargate behind an ALB, S3 chunks, RDS metadata. */
+import { z } from "zod";
+import { arn, dedicatedOrExisting, hostname, hostOrIp, int, nonEmpty, show } from "./fields";
+import { parseIpv4Network } from "./net";
+
+const cidrV4 = z
+  .string({ error: (i) => `${show(i.input)} is not a CIDR block` })
+  .refine((s) => parseIpv4Network(s) !== undefined, {
+    error: (i) =>
+      `${show(i.input)} is not an IPv4 network in CIDR form (e.g. 10.60.0.0/16, no host bits set)`,
+  });
+
+const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+
+// Fargate's valid CPU units → memory (MiB) choices.
+const FARGATE_MEMORY: Record<number, number[]> = {
+  256: [512, 1024, 2048],
+  512: [1024, 2048, 3072, 4096],
+  1024: [2048, 3072, 4096, 5120, 6144, 7168, 8192],
+  2048: Array.from({ length: 13 }, (_, i) => 4096 + i * 1024),
+  4096: Array.from({ length: 23 }, (_, i) => 8192 + i * 1024),
+  8192: Array.from({ length: 12 }, (_, i) => 16384 + i * 4096),
+  16384: Array.from({ length: 12 }, (_, i) => 32768 + i * 8192),
+};
+
+const subnetIds = (what: string) =>
+  z
+    .array(
+      z
+        .string()
+        .regex(/^subnet-[0-9a-f]+$/, { error: (i) => `${show(i.input)} is not a subnet id (subnet-...)` }),
+    )
+    .min(2, { error: `needs at least two ${what} subnets in different availability zones` });
+
+const networkSchema = z
+  .strictObject({
+    cidr: cidrV4.optional(),
+    azs: int("a number of availability zones", 2, 6).optional(),
+    /** public-ip: tasks in public subnets with a public IP (no NAT cost); nat-gateway: private subnets + one NAT. */
+    egress: z
+      .enum(["public-ip", "nat-gateway"], {
+        error: (i) => `${show(i.input)} is not an egress mode; use public-ip or nat-gateway`,
+      })
+      .default("public-ip"),
+    vpcId: z
+      .string()
+      .regex(/^vpc-[0-9a-f]+$/, { error: (i) => `${show(i.input)} is not a VPC id (vpc-...)` })
+      .optional(),
+    publicSubnetIds: subnetIds("public").optional(),
+    privateSubnetIds: subnetIds("private").optional(),
+  })
+  .superRefine((n, ctx) => {
+    if (n.vpcId === undefined) {
+      for (const k of ["publicSubnetIds", "privateSubnetIds"] as const) {
+        if (n[k] !== undefined)
+          ctx.addIssue({
+            code: "custom",
+            path: [k],
+            message: "is only used with vpcId; add vpcId or remove it",
+          });
+      }
+      if (n.cidr) {
+        const prefix = Number(n.cidr.split("/")[1]);
+        if (prefix > 20)
+          ctx.addIssue({
+            code: "custom",
+            path: ["cidr"],
+            message: `${show(n.cidr)} is too small; use a /20 or larger`,
+          });
+      }
+    } else {
+      for (const k of ["cidr", "azs"] as const) {
+        if (n[k] !== undefined)
+          ctx.addIssue({
+            code: "custom",
+            path: [k],
+            message: "is only used when the program creates the VPC; remove it or vpcId",
+          });
+      }
+      for (const k of ["publicSubnetIds", "privateSubnetIds"] as const) {
+        if (n[k] === undefined)
+          ctx.addIssue({
+            code: "custom",
+            path: [k],
+            message: "is required with vpcId: list the subnet ids (at least two)",
+          });
+      }
+    }
+  })
+  .transform((n) =>
+    n.vpcId === undefined
+      ? { mode: "create" as const, cidr: n.cidr ?? "10.60.0.0/16", azs: n.azs ?? 2, egress: n.egress }
+      : {
+          mode: "existing" as const,
+          vpcId: n.vpcId,
+          publicSubnetIds: n.publicSubnetIds ?? [],
+          privateSubnetIds: n.privateSubnetIds ?? [],
+          egress: n.egress,
+        },
+  );
+
+export const dedicatedDatabase = z
+  .strictObject({
+    instanceClass: z
+      .string()
+      .regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, {
+        error: (i) => `${show(i.input)} is not an RDS instance class (e.g. db.t4g.micro)`,
+      })
+      .default("db.t4g.micro"),
+    engineVersion: z
+      .union([z.string(), z.number()])
+      .transform((v) => String(v))
+      .refine((v) => /^1[3-9]$/.test(v), {
+        error: (i) => `${show(i.input)} is not a supported PostgreSQL major version (13-19)`,
+      })
+      .default("16"),
+    storageGb: int("a storage size in GiB", 20, 65536).default(20),
+    maxStorageGb: int("a storage size in GiB", 20, 65536).default(100),
+    multiAz: z.boolean({ error: (i) => `${show(i.input)} is not true or false` }).default(false),
+    backupRetentionDays: int("a number of backup days", 1, 35).default(7),
+    performanceInsights: z.boolean({ error: (i) => `${show(i.input)} is not true or false` }).default(true),
+  })
+  .superRefine((d, ctx) => {
+    if (d.maxStorageGb < d.storageGb)
+      ctx.addIssue({
+        code: "custom",
+        path: ["maxStorageGb"],
+        message: `${d.maxStorageGb} is below storageGb ${d.storageGb}; storage can only grow`,
+      });
+  });
+
+export const existingDatabase = z.strictObject({
+  host: hostOrIp,
+  port: int("a TCP port", 1, 65535).default(5432),
+  name: nonEmpty("a database name"),
+  user: nonEmpty("a database user"),
+  /** Secrets Manager secret holding the password. */
+  passwordSecretArn: arn("secretsmanager"),
+  /** When the secret is JSON (as RDS-managed secrets are), the key that holds the password. */
+  passwordSecretJsonKey: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, { error: (i) => `${show(i.input)} is not a JSON key name` })
+    .optional(),
+  /** The database's security group: the program adds one ingress rule from the tasks on its port. */
+  securityGroupId: z
+    .string()
+    .regex(/^sg-[0-9a-f]+$/, { error: (i) => `${show(i.input)} is not a security group id (sg-...)` })
+    .optional(),
+});
+
+const databaseSchema = dedicatedOrExisting(dedicatedDatabase, existingDatabase);
+
+const serviceSchema = z
+  .strictObject({
+    cpu: int("Fargate CPU units", 256, 16384).default(512),
+    memory: int("Fargate memory in MiB", 512, 122880).default(1024),
+    minTasks: int("a task count", 1, 100).default(1),
+    maxTasks: int("a task count", 1, 100).default(3),
+    cpuTargetPercent: int("a CPU target percentage", 10, 95).default(70),
+    requestsPerTargetPerMinute: int("requests per target per minute", 1, 1_000_000).default(1000),
+    /** ARM64 is ~20 % cheaper on Fargate; the attic image is multi-arch. */
+    cpuArchitecture: z
+      .enum(["ARM64", "X86_64"], {
+        error: (i) => `${show(i.input)} is not a CPU architecture; use ARM64 or X86_64`,
+      })
+      .default("ARM64"),
+    /** Seconds the ALB health check is ignored after a task starts (migrations run first). */
+    healthCheckGracePeriodSeconds: int("seconds", 0, 7200).default(120),
+    /** Run in this existing ECS cluster instead of creating one. */
+    clusterArn: arn("ecs").optional(),
+  })
+  .superRefine((s, ctx) => {
+    if (s.minTasks > s.maxTasks)
+      ctx.addIssue({
+        code: "custom",
+        path: ["minTasks"],
+        message: `${s.minTasks} is greater than maxTasks ${s.maxTasks}`,
+      });
+    const mem = FARGATE_MEMORY[s.cpu];
+    if (!mem) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["cpu"],
+        message: `${s.cpu} is not a Fargate CPU size; use one of ${Object.keys(FARGATE_MEMORY).join(", ")}`,
+      });
+    } else if (!mem.includes(s.memory)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["memory"],
+        message: `${s.memory} MiB is not valid with cpu ${s.cpu}; use ${mem[0]}-${mem[mem.length - 1]} in steps of ${mem[1]! - mem[0]!}`,
+      });
+    }
+  });
+
+export const dedicatedLoadBalancer = z.strictObject({
+  allowedCidrs: z
+    .array(cidrV4)
+    .min(1, { error: "is empty; nobody could reach the cache" })
+    .default(["0.0.0.0/0"]),
+  /** One NAR upload is one streamed PUT: the ALB's default 60 s cuts large uploads. */
+  idleTimeoutSeconds: int("an idle timeout in seconds", 60, 4000).default(3600),
+  accessLogs: z.boolean({ error: (i) => `${show(i.input)} is not true or false` }).default(true),
+  sslPolicy: z
+    .string()
+    .regex(/^ELBSecurityPolicy-TLS13-1-[23]-/, {
+      error: (i) =>
+        `${show(i.input)} is not a TLS 1.2+ policy; use ELBSecurityPolicy-TLS13-1-2-2021-06 or newer`,
+    })
+    .default("ELBSecurityPolicy-TLS13-1-2-2021-06"),
+});
+
+export const existingLoadBalancer = z.strictObject({
+  listenerArn: arn("elasticloadbalancing"),
+  securityGroupId: z.string().regex(/^sg-[0-9a-f]+$/, {
+    error: (i) => `${show(i.input)} is not a security group id (sg-...)`,
+  }),
+  rulePriority: int("a listener rule priority", 1, 50000),
+});
+
+const loadBalancerSchema = dedicatedOrExisting(dedicatedLoadBalancer, existingLoadBalancer);
+
+/** The blocks built by dedicatedOrExisting: [what the program creates, what `existing` holds]. */
+export const EITHER_BLOCKS: Record<string, [z.ZodType, z.ZodType]> = {
+  "aws.database": [dedicatedDatabase, existingDatabase],
+  "aws.loadBalancer": [dedicatedLoadBalancer, existingLoadBalancer],
+};
+
+export const awsSchema = z
+  .strictObject({
+    hostname,
+    dns: z.strictObject({ zoneName: hostname }).optional(),
+    certificateArn: arn("acm").optional(),
+    network: networkSchema.prefault({}),
+    database: databaseSchema.prefault({}),
+    service: serviceSchema.prefault({}),
+    /** scheduled: an EventBridge-scheduled task (--mode garbage-collector-once); service: an always-on task. */
+    gc: z
+      .enum(["scheduled", "service"], {
+        error: (i) => `${show(i.input)} is not a GC mode; use scheduled or service`,
+      })
+      .default("scheduled"),
+    loadBalancer: loadBalancerSchema.prefault({}),
+    storage: z
+      .strictObject({
+        intelligentTieringAfterDays: int("a number of days", 0, 3650).default(30),
+        noncurrentVersionExpirationDays: int("a number of days", 1, 3650).default(30),
+        /** SSE-KMS with this key; unset: SSE-S3 (AES256). */
+        kmsKeyArn: arn("kms").optional(),
+        /** Alarm when the bucket grows past this many GiB. */
+        sizeAlarmGb: int("a size in GiB", 1, 1_000_000).default(500),
+      })
+      .prefault({}),
+    alarms: z
+      .strictObject({
+        email: z.email({ error: (i) => `${show(i.input)} is not an email address` }).optional(),
+      })
+      .prefault({}),
+    logRetentionDays: z
+      .number()
+      .refine((d) => LOG_RETENTION_DAYS.includes(d), {
+        error: (i) =>
+          `${show(i.input)} is not a CloudWatch retention; use one of ${LOG_RETENTION_DAYS.join(", ")}`,
+      })
+      .default(30),
+    tags: z
+      .record(z.string(), z.string({ error: (i) => `${show(i.input)} is not a string tag value` }))
+      .default({}),
+  })
+  .superRefine((a, ctx) => {
+    if ((a.dns === undefined) === (a.certificateArn === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [],
+        message:
+          a.dns === undefined
+            ? "needs a TLS certificate: set dns.zoneName (Route53 + ACM) or certificateArn"
+            : "sets both dns and certificateArn; keep exactly one",
+      });
+    }
+    if (a.dns && a.hostname !== a.dns.zoneName && !a.hostname.endsWith(`.${a.dns.zoneName}`)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["dns", "zoneName"],
+        message: `${show(a.dns.zoneName)} does not contain hostname ${show(a.hostname)}`,
+      });
+    }
+  });
+export type AwsConfig = z.infer<typeof awsSchema>;
