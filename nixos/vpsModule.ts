@@ -9,8 +9,9 @@
  * services.postgresql, networking.firewall, services.openssh), NixOS 24.11 and later.
  */
 import type { AtticSettings } from "../components/attic/settings";
-import { ENVIRONMENT_FILE, shellQuote } from "./atticdModule";
-import { type NixValue, nixExpr, toNix } from "./nix";
+import { shellQuote } from "../components/text";
+import { ENVIRONMENT_FILE, SQLITE_DATABASE } from "./atticdModule";
+import { type NixValue, nixCall, nixExpr, toNix } from "./nix";
 
 export type Proxy = "caddy" | "nginx";
 
@@ -151,7 +152,7 @@ export function dumpScript(o: {
     lines.push(`runuser -u postgres -- pg_dump --format=custom ${VPS_DB} >"$tmp"`);
   } else {
     lines.push(
-      `db=${shellQuote(o.sqlitePath ?? "/var/lib/atticd/server.db")}`,
+      `db=${shellQuote(o.sqlitePath ?? SQLITE_DATABASE)}`,
       'if [ ! -f "$db" ]; then',
       '  echo "no atticd database yet; nothing to dump"',
       "  exit 0",
@@ -167,7 +168,7 @@ export function dumpScript(o: {
     "expired() {",
     `  awk -v cutoff="$cutoff" '/^atticd-[0-9]+T[0-9]+Z\\./ { s = substr($0, 8, 16); if (s < cutoff) print }'`,
     "}",
-    'ls -1 "$dir" | expired | while read -r old; do',
+    `find "$dir" -maxdepth 1 -name 'atticd-*' -printf '%f\\n' | expired | while read -r old; do`,
     '  rm -f -- "$dir/$old"',
     '  echo "deleted $dir/$old"',
     "done",
@@ -188,16 +189,15 @@ export function dumpScript(o: {
   return lines.join("\n");
 }
 
-const mkForce = (v: string) => nixExpr(`lib.mkForce ${v}`);
-
 /** The attribute set the module evaluates to (config side), before rendering. */
 export function vpsModuleConfig(o: VpsModuleOptions): Record<string, NixValue | undefined> {
   const postgres = o.settings.database.url.startsWith("postgresql:");
-  const v4 = iptablesRules(o.sshPort, o.sshFrom, 4);
   const v6 = iptablesRules(o.sshPort, o.sshFrom, 6);
-  const iptables = v6
-    ? `(${toNix(v4)} + lib.optionalString config.networking.enableIPv6 ${toNix(v6)})`
-    : toNix(v4);
+  // ip6tables exists only where the host has IPv6 (the firewall's own rules are guarded alike).
+  const iptables = nixCall("lib.concatStrings", [
+    iptablesRules(o.sshPort, o.sshFrom, 4),
+    ...(v6 ? [nixCall("lib.optionalString", nixExpr("config.networking.enableIPv6"), v6)] : []),
+  ]);
   const copy = o.backup.copyTo;
 
   const services: Record<string, NixValue> = {
@@ -208,7 +208,7 @@ export function vpsModuleConfig(o: VpsModuleOptions): Record<string, NixValue | 
       settings: o.settings as unknown as NixValue,
     },
     // Only the networks in sshFrom reach SSH (rules below); nothing may open the port to everyone.
-    openssh: { openFirewall: mkForce("false") },
+    openssh: { openFirewall: nixCall("lib.mkForce", false) },
   };
   if (postgres) {
     services.postgresql = {
@@ -217,7 +217,7 @@ export function vpsModuleConfig(o: VpsModuleOptions): Record<string, NixValue | 
       ensureUsers: [{ name: VPS_DB, ensureDBOwnership: true }],
       // First match wins in pg_hba.conf: atticd over the socket is peer-authenticated, whatever the
       // host adds later.
-      authentication: nixExpr(`lib.mkBefore ${toNix(`local ${VPS_DB} ${VPS_DB} peer\n`)}`),
+      authentication: nixCall("lib.mkBefore", `local ${VPS_DB} ${VPS_DB} peer\n`),
     };
   }
   if (o.proxy === "caddy") {
@@ -249,6 +249,7 @@ export function vpsModuleConfig(o: VpsModuleOptions): Record<string, NixValue | 
   const backupPath: NixValue[] = [
     postgres ? nixExpr("config.services.postgresql.package") : nixExpr("pkgs.sqlite"),
     nixExpr("pkgs.coreutils"),
+    nixExpr("pkgs.findutils"),
     nixExpr("pkgs.gawk"),
     nixExpr("pkgs.util-linux"),
     ...(copy ? [nixExpr("pkgs.awscli2")] : []),
@@ -261,21 +262,26 @@ export function vpsModuleConfig(o: VpsModuleOptions): Record<string, NixValue | 
           "attic-infra: this host is public; its module relies on the NixOS firewall (SSH only from sshFrom). Set networking.firewall.enable = true.",
       },
       {
-        assertion: nixExpr('!(config.services.firewalld.enable or false)'),
+        assertion: nixExpr("!(config.services.firewalld.enable or false)"),
         message:
           "attic-infra: the SSH rules are written for the iptables or nftables NixOS firewall, not firewalld. Allow SSH from sshFrom in firewalld yourself, or switch the backend.",
       },
     ],
     services,
-    ...(o.proxy === "nginx" ? { security: { acme: { acceptTerms: true, defaults: { email: o.acmeEmail } } } } : {}),
+    ...(o.proxy === "nginx"
+      ? { security: { acme: { acceptTerms: true, defaults: { email: o.acmeEmail } } } }
+      : {}),
     networking: {
       firewall: {
         allowedTCPPorts: [80, 443],
         // Caddy also serves HTTP/3 on UDP 443.
         ...(o.proxy === "caddy" ? { allowedUDPPorts: [443] } : {}),
-        extraCommands: nixExpr(`lib.mkIf (!config.networking.nftables.enable) ${iptables}`),
-        extraInputRules: nixExpr(
-          `lib.mkIf config.networking.nftables.enable ${toNix(nftablesRules(o.sshPort, o.sshFrom))}`,
+        // The backend decides which option its rules go in; setting the other one is an error.
+        extraCommands: nixCall("lib.mkIf", nixExpr("(!config.networking.nftables.enable)"), iptables),
+        extraInputRules: nixCall(
+          "lib.mkIf",
+          nixExpr("config.networking.nftables.enable"),
+          nftablesRules(o.sshPort, o.sshFrom),
         ),
       },
     },

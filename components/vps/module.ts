@@ -1,0 +1,71 @@
+/**
+ * The VPS site's pure parts: config → atticd settings (the one server model), the generated NixOS
+ * module and atticd's environment file. No resources here: site.ts wires these to the deployer.
+ */
+import type { AtticConfig } from "../../config/schema";
+import type { VpsConfig } from "../../config/vps";
+import { type VpsModuleOptions, vpsModule } from "../../nixos/vpsModule";
+import { type AtticSettings, atticSettings, type StorageSettings } from "../attic/settings";
+
+export function vpsStorageSettings(vps: VpsConfig): StorageSettings {
+  const s = vps.storage;
+  if (s.type === "local") return { type: "local", path: s.path };
+  return s.endpoint === undefined
+    ? { type: "s3", region: s.region, bucket: s.bucket }
+    : { type: "s3", region: s.region, bucket: s.bucket, endpoint: s.endpoint };
+}
+
+/** atticd listens here; only the proxy on the same host reaches it. */
+export const vpsListen = (vps: VpsConfig): string => `127.0.0.1:${vps.localPort}`;
+
+export function vpsSettings(attic: AtticConfig, vps: VpsConfig): AtticSettings {
+  return atticSettings(attic, {
+    kind: "vps",
+    domain: vps.domain,
+    listen: vpsListen(vps),
+    database: vps.database,
+    storage: vpsStorageSettings(vps),
+  });
+}
+
+export function vpsModuleOptions(attic: AtticConfig, vps: VpsConfig, stack: string): VpsModuleOptions {
+  const s = vps.storage;
+  return {
+    settings: vpsSettings(attic, vps),
+    domain: vps.domain,
+    acmeEmail: vps.acmeEmail,
+    proxy: vps.proxy,
+    sshPort: vps.port,
+    sshFrom: vps.sshFrom,
+    upload: vps.upload,
+    backup: {
+      dir: vps.backup.dir,
+      keepDays: vps.backup.keepDays,
+      ...(s.type === "s3"
+        ? {
+            copyTo: {
+              bucket: s.bucket,
+              region: s.region,
+              ...(s.endpoint === undefined ? {} : { endpoint: s.endpoint }),
+              prefix: vps.backup.prefix,
+            },
+          }
+        : {}),
+    },
+    stack,
+  };
+}
+
+export const vpsModuleText = (attic: AtticConfig, vps: VpsConfig, stack: string): string =>
+  vpsModule(vpsModuleOptions(attic, vps, stack));
+
+/** atticd's environment file: the token signing key and the bucket's keys (read by the dump job too). */
+export function vpsEnvironmentFile(privateKeyPem: string, vps: VpsConfig): string {
+  const lines = [`ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from(privateKeyPem).toString("base64")}`];
+  if (vps.storage.type === "s3")
+    lines.push(
+      `AWS_ACCESS_KEY_ID=${vps.storage.accessKeyId}`,
+      `AWS_SECRET_ACCESS_KEY=${vps.storage.secretAccessKey}`,
+    );
+  return `${lines.join("\n")}\n`;
+}
