@@ -1,6 +1,17 @@
 /** attic-infra:attic — the server, shared by every site that runs atticd. */
 import { z } from "zod";
-import { humantime, int, noControlChars, show } from "./fields";
+import {
+  evenIfInvalid,
+  humantime,
+  int,
+  isNum,
+  isRecord,
+  isStr,
+  loose,
+  noControlChars,
+  records,
+  show,
+} from "./fields";
 
 export const CACHE_NAME = /^[A-Za-z0-9][A-Za-z0-9-_+]{0,49}$/;
 
@@ -109,15 +120,16 @@ const tokenSchema = z
       )
       .refine((p) => Object.keys(p).length > 0, { error: "is empty; name at least one cache" }),
   })
-  .superRefine((t, ctx) => {
-    if (t.notBefore && Date.parse(t.notBefore) >= Date.parse(t.validUntil)) {
+  .superRefine((raw, ctx) => {
+    const t = loose(raw);
+    if (isStr(t.notBefore) && isStr(t.validUntil) && Date.parse(t.notBefore) >= Date.parse(t.validUntil)) {
       ctx.addIssue({
         code: "custom",
         path: ["notBefore"],
         message: `${show(t.notBefore)} is not before validUntil`,
       });
     }
-  });
+  }, evenIfInvalid);
 export type TokenConfig = z.infer<typeof tokenSchema>;
 
 // fastcdc (v2020), which atticd uses, panics outside these bounds.
@@ -128,14 +140,16 @@ const chunkingSchema = z
     avgSize: int("an average chunk size in bytes", 256, 4_194_304).default(65536),
     maxSize: int("a maximum chunk size in bytes", 1024, 16_777_216).default(262144),
   })
-  .superRefine((c, ctx) => {
+  .superRefine((raw, ctx) => {
+    const c = loose(raw);
+    if (!isNum(c.minSize) || !isNum(c.avgSize) || !isNum(c.maxSize)) return;
     if (!(c.minSize <= c.avgSize && c.avgSize <= c.maxSize)) {
       ctx.addIssue({
         code: "custom",
         message: `minSize ${c.minSize}, avgSize ${c.avgSize}, maxSize ${c.maxSize} are out of order; need minSize <= avgSize <= maxSize`,
       });
     }
-  });
+  }, evenIfInvalid);
 
 const COMPRESSION_LEVELS = { none: undefined, brotli: [0, 11], zstd: [1, 22], xz: [0, 9] } as const;
 
@@ -149,9 +163,10 @@ const compressionSchema = z
     /** Unset: atticd's default for the type (brotli 5, zstd 8, xz 2). */
     level: int("a compression level", -7, 22).optional(),
   })
-  .superRefine((c, ctx) => {
-    if (c.level === undefined) return;
-    const range = COMPRESSION_LEVELS[c.type];
+  .superRefine((raw, ctx) => {
+    const c = loose(raw);
+    if (!isNum(c.level) || !isStr(c.type) || !Object.hasOwn(COMPRESSION_LEVELS, c.type)) return;
+    const range = COMPRESSION_LEVELS[c.type as keyof typeof COMPRESSION_LEVELS];
     if (!range) {
       ctx.addIssue({
         code: "custom",
@@ -165,7 +180,7 @@ const compressionSchema = z
         message: `${c.level} is not a ${c.type} level (${range[0]}-${range[1]})`,
       });
     }
-  });
+  }, evenIfInvalid);
 
 export const atticSchema = z
   .strictObject({
@@ -191,9 +206,11 @@ export const atticSchema = z
     /** atticd `soft-delete-caches`. Default false. */
     softDeleteCaches: z.boolean({ error: (i) => `${show(i.input)} is not true or false` }).default(false),
   })
-  .superRefine((a, ctx) => {
+  .superRefine((raw, ctx) => {
+    const a = loose(raw);
     const names = new Set<string>();
-    a.caches.forEach((c, i) => {
+    for (const [c, i] of records(a.caches)) {
+      if (!isStr(c.name)) continue;
       if (names.has(c.name))
         ctx.addIssue({
           code: "custom",
@@ -201,16 +218,20 @@ export const atticSchema = z
           message: `${show(c.name)} is declared twice`,
         });
       names.add(c.name);
-    });
+    }
     const tokenNames = new Set<string>();
-    a.tokens.forEach((t, i) => {
-      if (tokenNames.has(t.name))
-        ctx.addIssue({
-          code: "custom",
-          path: ["tokens", i, "name"],
-          message: `${show(t.name)} is declared twice`,
-        });
-      tokenNames.add(t.name);
+    for (const [t, i] of records(a.tokens)) {
+      if (isStr(t.name)) {
+        if (tokenNames.has(t.name))
+          ctx.addIssue({
+            code: "custom",
+            path: ["tokens", i, "name"],
+            message: `${show(t.name)} is declared twice`,
+          });
+        tokenNames.add(t.name);
+      }
+      // Without a list of caches there is nothing to match the patterns against.
+      if (!isRecord(t.permissions) || !Array.isArray(a.caches)) continue;
       for (const pattern of Object.keys(t.permissions)) {
         const path = ["tokens", i, "permissions", pattern];
         if (!/^[A-Za-z0-9*?][A-Za-z0-9-_+*?]{0,49}$/.test(pattern)) {
@@ -227,8 +248,8 @@ export const atticSchema = z
           });
         }
       }
-    });
-  });
+    }
+  }, evenIfInvalid);
 export type AtticConfig = z.infer<typeof atticSchema>;
 
 /** atticd's cache-name globs: `*` any run of characters, `?` one character. */

@@ -1,6 +1,17 @@
 /** attic-infra:aws — atticd on ECS Fargate behind an ALB, S3 chunks, RDS metadata. */
 import { z } from "zod";
-import { arn, dedicatedOrExisting, hostname, hostOrIp, int, nonEmpty, show } from "./fields";
+import {
+  arn,
+  dedicatedOrExisting,
+  evenIfInvalid,
+  hostname,
+  hostOrIp,
+  int,
+  isStr,
+  loose,
+  nonEmpty,
+  show,
+} from "./fields";
 import { parseIpv4Network } from "./net";
 
 const cidrV4 = z
@@ -268,7 +279,8 @@ export const awsSchema = z
       .record(z.string(), z.string({ error: (i) => `${show(i.input)} is not a string tag value` }))
       .default({}),
   })
-  .superRefine((a, ctx) => {
+  .superRefine((raw, ctx) => {
+    const a = loose(raw);
     if ((a.dns === undefined) === (a.certificateArn === undefined)) {
       ctx.addIssue({
         code: "custom",
@@ -279,12 +291,13 @@ export const awsSchema = z
             : "sets both dns and certificateArn; keep exactly one",
       });
     }
-    if (a.dns && a.hostname !== a.dns.zoneName && !a.hostname.endsWith(`.${a.dns.zoneName}`)) {
+    const zone = loose(a.dns).zoneName;
+    if (isStr(zone) && isStr(a.hostname) && a.hostname !== zone && !a.hostname.endsWith(`.${zone}`)) {
       ctx.addIssue({
         code: "custom",
         path: ["dns", "zoneName"],
-        message: `${show(a.dns.zoneName)} does not contain hostname ${show(a.hostname)}`,
+        message: `${show(zone)} does not contain hostname ${show(a.hostname)}`,
       });
     }
-  });
+  }, evenIfInvalid);
 export type AwsConfig = z.infer<typeof awsSchema>;

@@ -113,11 +113,13 @@ export const sshFields = (defaultUser: string) => ({
   privateKey: z.string().min(1).optional(),
 });
 
-export function requireHostKey(
-  c: { hostKey?: string | undefined; insecureIgnoreHostKey: boolean },
-  ctx: z.RefinementCtx,
-): void {
-  if (!c.hostKey && !c.insecureIgnoreHostKey) {
+/** A cross-field refinement (run it with `evenIfInvalid`): no host key pinned and none waived. */
+export function requireHostKey(raw: unknown, ctx: z.RefinementCtx): void {
+  const c = loose(raw);
+  if (
+    c.hostKey === undefined &&
+    (c.insecureIgnoreHostKey === false || c.insecureIgnoreHostKey === undefined)
+  ) {
     ctx.addIssue({
       code: "custom",
       path: ["hostKey"],
@@ -126,3 +128,29 @@ export function requireHostKey(
     });
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cross-field checks that one invalid value cannot hide
+// ---------------------------------------------------------------------------------------------
+
+export const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Options for a cross-field refinement that runs even when another field of the same object is
+ * invalid: zod skips refinements after an aborting issue (a wrong type, a missing key), which would
+ * hide every cross-field problem until the first one is fixed. The refinement then sees invalid
+ * fields as their raw input, so it reads them through `loose()` and checks each field's type.
+ */
+export const evenIfInvalid = { when: (payload: { value: unknown }) => isRecord(payload.value) };
+
+/** The object a cross-field refinement got, with every field typed as what it may really be. */
+export const loose = (v: unknown): Record<string, unknown> => (isRecord(v) ? v : {});
+
+export const isStr = (v: unknown): v is string => typeof v === "string";
+export const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+/** The elements of a list that are objects, with their index (others are reported by their own check). */
+export const records = (v: unknown): [Record<string, unknown>, number][] =>
+  Array.isArray(v)
+    ? v.flatMap((e, i) => (isRecord(e) ? [[e, i] as [Record<string, unknown>, number]] : []))
+    : [];

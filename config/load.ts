@@ -17,6 +17,7 @@ import {
   type OfficeConfig,
   officeSchema,
   OPEN_TO_ALL,
+  SITES,
   type SiteName,
   sitesSchema,
   type VpsConfig,
@@ -190,7 +191,12 @@ export function loadConfig(raw: Record<string, string>): LoadedConfig {
     );
   }
 
-  const sites = parsed.sites ?? [];
+  // With one entry misspelled the list is invalid, yet its valid entries still need their blocks.
+  const sites =
+    parsed.sites ??
+    (Array.isArray(values.sites)
+      ? values.sites.filter((s): s is SiteName => (SITES as readonly unknown[]).includes(s))
+      : []);
   const needs: Record<SiteName, BlockName[]> = {
     aws: ["attic", "aws"],
     office: ["attic", "office"],

@@ -1,6 +1,6 @@
 /** attic-infra:mikrotik — the office switch: the cache VLAN, DHCP and DNS, over SSH. */
 import { z } from "zod";
-import { int, ipv4, requireHostKey, show, sshFields } from "./fields";
+import { evenIfInvalid, int, ipv4, isStr, loose, records, requireHostKey, show, sshFields } from "./fields";
 import { ipv4InNetwork, ipv4ToNumber, isIpv4, isNetworkOrBroadcast, parseIpv4Interface } from "./net";
 
 const interfaceName = z
@@ -64,12 +64,15 @@ export const mikrotikSchema = z
     /** Minutes after which an unconfirmed change restores the backup taken before it. */
     rollbackMinutes: int("minutes", 2, 60).default(5),
   })
-  .superRefine((m, ctx) => {
+  .superRefine((raw, ctx) => {
+    const m = loose(raw);
     requireHostKey(m, ctx);
     if (m.privateKey && m.password)
       ctx.addIssue({ code: "custom", path: ["password"], message: "set privateKey or password, not both" });
     const seen = new Set<string>();
-    m.accessPorts.forEach((p, i) => {
+    const ports = Array.isArray(m.accessPorts) ? m.accessPorts : [];
+    ports.forEach((p, i) => {
+      if (!isStr(p)) return;
       if (p === m.managementPort)
         ctx.addIssue({
           code: "custom",
@@ -80,14 +83,47 @@ export const mikrotikSchema = z
         ctx.addIssue({ code: "custom", path: ["accessPorts", i], message: `${show(p)} is listed twice` });
       seen.add(p);
     });
-    if (m.bridge === m.managementPort || m.accessPorts.includes(m.bridge))
+    if (isStr(m.bridge) && (m.bridge === m.managementPort || ports.includes(m.bridge)))
       ctx.addIssue({
         code: "custom",
         path: ["bridge"],
         message: `${show(m.bridge)} is also a port name; name the bridge differently`,
       });
 
-    const iface = parseIpv4Interface(m.address);
+    const dhcp = loose(m.dhcp);
+    const leases = records(dhcp.leases);
+    const macs = new Set<string>();
+    const addrs = new Set<string>();
+    for (const [l, i] of leases) {
+      if (isStr(l.mac) && macs.has(l.mac.toUpperCase()))
+        ctx.addIssue({
+          code: "custom",
+          path: ["dhcp", "leases", i, "mac"],
+          message: `${show(l.mac)} has two leases`,
+        });
+      if (isStr(l.address) && addrs.has(l.address))
+        ctx.addIssue({
+          code: "custom",
+          path: ["dhcp", "leases", i, "address"],
+          message: `${show(l.address)} is leased twice`,
+        });
+      if (isStr(l.mac)) macs.add(l.mac.toUpperCase());
+      if (isStr(l.address)) addrs.add(l.address);
+    }
+    const names = new Set<string>();
+    for (const [r, i] of records(loose(m.dns).records)) {
+      if (!isStr(r.name)) continue;
+      if (names.has(r.name.toLowerCase()))
+        ctx.addIssue({
+          code: "custom",
+          path: ["dns", "records", i, "name"],
+          message: `${show(r.name)} is declared twice`,
+        });
+      names.add(r.name.toLowerCase());
+    }
+
+    // The rest compares addresses with the gateway's subnet.
+    const iface = isStr(m.address) ? parseIpv4Interface(m.address) : undefined;
     if (!iface) return;
     const subnet = iface.network;
     if (isNetworkOrBroadcast(iface.address, subnet))
@@ -96,44 +132,45 @@ export const mikrotikSchema = z
         path: ["address"],
         message: `${show(m.address)} is the network or broadcast address of ${subnet}`,
       });
-    const [first, last] = m.dhcp.pool.split("-") as [string, string];
-    for (const [end, ip] of [
-      ["first", first],
-      ["last", last],
-    ] as const) {
-      if (!isIpv4(ip))
-        ctx.addIssue({
-          code: "custom",
-          path: ["dhcp", "pool"],
-          message: `${show(ip)} (${end} address) is not an IPv4 address`,
-        });
-      else if (!ipv4InNetwork(ip, subnet) || isNetworkOrBroadcast(ip, subnet))
-        ctx.addIssue({
-          code: "custom",
-          path: ["dhcp", "pool"],
-          message: `${show(ip)} is outside the gateway's subnet ${subnet}`,
-        });
+    if (isStr(dhcp.pool) && /^[^-]+-[^-]+$/.test(dhcp.pool)) {
+      const [first, last] = dhcp.pool.split("-") as [string, string];
+      for (const [end, ip] of [
+        ["first", first],
+        ["last", last],
+      ] as const) {
+        if (!isIpv4(ip))
+          ctx.addIssue({
+            code: "custom",
+            path: ["dhcp", "pool"],
+            message: `${show(ip)} (${end} address) is not an IPv4 address`,
+          });
+        else if (!ipv4InNetwork(ip, subnet) || isNetworkOrBroadcast(ip, subnet))
+          ctx.addIssue({
+            code: "custom",
+            path: ["dhcp", "pool"],
+            message: `${show(ip)} is outside the gateway's subnet ${subnet}`,
+          });
+      }
+      if (isIpv4(first) && isIpv4(last)) {
+        if (ipv4ToNumber(first) > ipv4ToNumber(last))
+          ctx.addIssue({
+            code: "custom",
+            path: ["dhcp", "pool"],
+            message: `${show(dhcp.pool)} ends before it starts`,
+          });
+        else if (
+          ipv4ToNumber(iface.address) >= ipv4ToNumber(first) &&
+          ipv4ToNumber(iface.address) <= ipv4ToNumber(last)
+        )
+          ctx.addIssue({
+            code: "custom",
+            path: ["dhcp", "pool"],
+            message: `${show(dhcp.pool)} contains the gateway address ${iface.address}`,
+          });
+      }
     }
-    if (isIpv4(first) && isIpv4(last)) {
-      if (ipv4ToNumber(first) > ipv4ToNumber(last))
-        ctx.addIssue({
-          code: "custom",
-          path: ["dhcp", "pool"],
-          message: `${show(m.dhcp.pool)} ends before it starts`,
-        });
-      else if (
-        ipv4ToNumber(iface.address) >= ipv4ToNumber(first) &&
-        ipv4ToNumber(iface.address) <= ipv4ToNumber(last)
-      )
-        ctx.addIssue({
-          code: "custom",
-          path: ["dhcp", "pool"],
-          message: `${show(m.dhcp.pool)} contains the gateway address ${iface.address}`,
-        });
-    }
-    const macs = new Set<string>();
-    const addrs = new Set<string>();
-    m.dhcp.leases.forEach((l, i) => {
+    for (const [l, i] of leases) {
+      if (!isStr(l.address) || !isIpv4(l.address)) continue;
       if (!ipv4InNetwork(l.address, subnet) || isNetworkOrBroadcast(l.address, subnet))
         ctx.addIssue({
           code: "custom",
@@ -146,30 +183,6 @@ export const mikrotikSchema = z
           path: ["dhcp", "leases", i, "address"],
           message: `${show(l.address)} is the switch's own address`,
         });
-      if (macs.has(l.mac))
-        ctx.addIssue({
-          code: "custom",
-          path: ["dhcp", "leases", i, "mac"],
-          message: `${show(l.mac)} has two leases`,
-        });
-      if (addrs.has(l.address))
-        ctx.addIssue({
-          code: "custom",
-          path: ["dhcp", "leases", i, "address"],
-          message: `${show(l.address)} is leased twice`,
-        });
-      macs.add(l.mac);
-      addrs.add(l.address);
-    });
-    const names = new Set<string>();
-    m.dns.records.forEach((r, i) => {
-      if (names.has(r.name.toLowerCase()))
-        ctx.addIssue({
-          code: "custom",
-          path: ["dns", "records", i, "name"],
-          message: `${show(r.name)} is declared twice`,
-        });
-      names.add(r.name.toLowerCase());
-    });
-  });
+    }
+  }, evenIfInvalid);
 export type MikrotikConfig = z.infer<typeof mikrotikSchema>;

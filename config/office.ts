@@ -1,6 +1,16 @@
 /** attic-infra:office — atticd on a NixOS host on the office LAN, deployed over SSH. */
 import { z } from "zod";
-import { hasControlChar, int, nonEmpty, requireHostKey, show, sshFields } from "./fields";
+import {
+  evenIfInvalid,
+  hasControlChar,
+  int,
+  isStr,
+  loose,
+  nonEmpty,
+  requireHostKey,
+  show,
+  sshFields,
+} from "./fields";
 
 export const absPath = (what: string) =>
   z
@@ -62,7 +72,8 @@ const officeStorage = z
       })
       .optional(),
   })
-  .superRefine((s, ctx) => {
+  .superRefine((raw, ctx) => {
+    const s = loose(raw);
     if (s.s3 && (s.path || s.device))
       ctx.addIssue({
         code: "custom",
@@ -70,13 +81,13 @@ const officeStorage = z
         message: "cannot be combined with path/device; choose local or S3 storage",
       });
     // atticd runs with systemd's DynamicUser: it can only own files inside its state directory.
-    if (s.path !== undefined && !s.path.startsWith("/var/lib/atticd/"))
+    if (isStr(s.path) && !s.path.startsWith("/var/lib/atticd/"))
       ctx.addIssue({
         code: "custom",
         path: ["path"],
         message: `${show(s.path)} is outside /var/lib/atticd/, where atticd (a systemd DynamicUser) can write; use a path below it (mount a device there with storage.device)`,
       });
-  })
+  }, evenIfInvalid)
   .transform((s) =>
     s.s3
       ? { type: "s3" as const, ...s.s3 }
@@ -111,5 +122,5 @@ export const officeSchema = z
       })
       .prefault({}),
   })
-  .superRefine(requireHostKey);
+  .superRefine(requireHostKey, evenIfInvalid);
 export type OfficeConfig = z.infer<typeof officeSchema>;

@@ -4,7 +4,17 @@
  * PostgreSQL, chunks in an S3-compatible bucket (Backblaze B2), SSH only from `sshFrom`.
  */
 import { z } from "zod";
-import { hostname, int, nonEmpty, requireHostKey, show, sshFields } from "./fields";
+import {
+  evenIfInvalid,
+  hostname,
+  int,
+  isStr,
+  loose,
+  nonEmpty,
+  requireHostKey,
+  show,
+  sshFields,
+} from "./fields";
 import { parseCidr } from "./net";
 import { absPath, s3Credential } from "./office";
 
@@ -71,7 +81,8 @@ const vpsStorage = z
       })
       .optional(),
   })
-  .superRefine((s, ctx) => {
+  .superRefine((raw, ctx) => {
+    const s = loose(raw);
     if (s.s3 && s.path)
       ctx.addIssue({
         code: "custom",
@@ -84,13 +95,13 @@ const vpsStorage = z
         message:
           "is required: s3 { endpoint, region, bucket, accessKeyId, secretAccessKey } (e.g. Backblaze B2), or path for local storage",
       });
-    if (s.path !== undefined && !s.path.startsWith("/var/lib/atticd/"))
+    if (isStr(s.path) && !s.path.startsWith("/var/lib/atticd/"))
       ctx.addIssue({
         code: "custom",
         path: ["path"],
         message: `${show(s.path)} is outside /var/lib/atticd/, where atticd (a systemd DynamicUser) can write; use a path below it`,
       });
-  })
+  }, evenIfInvalid)
   .transform((s) =>
     s.s3
       ? { type: "s3" as const, ...s.s3 }
@@ -160,7 +171,7 @@ export const vpsSchema = z
       })
       .optional(),
   })
-  .superRefine(requireHostKey);
+  .superRefine(requireHostKey, evenIfInvalid);
 export type VpsConfig = z.infer<typeof vpsSchema>;
 
 /** `sshFrom` entries that let the whole internet reach SSH. */

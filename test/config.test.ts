@@ -291,6 +291,9 @@ describe("rejections name the full key path", () => {
     expect(problems.map((p) => p.split(":").slice(0, 2).join(":"))).toEqual([
       "attic-infra:attic.caches[0].name",
       "attic-infra:attic.compression.type",
+      // The tokens name n3x, which the edit renamed: they now match no cache, a problem of its own.
+      "attic-infra:attic.tokens[0].permissions.n3x",
+      "attic-infra:attic.tokens[1].permissions.n3x",
       "attic-infra:office.port",
       "attic-infra:mikrotik.vlanId",
     ]);
@@ -300,6 +303,73 @@ describe("rejections name the full key path", () => {
   it("missing required keys say so", () => {
     expect(problemsAfter("office", (b) => delete b["attic-infra:mikrotik"].managementPort)).toEqual([
       "attic-infra:mikrotik.managementPort: is required",
+    ]);
+  });
+});
+
+describe("one invalid value never hides another problem", () => {
+  const keys = (problems: string[]) => problems.map((p) => p.split(": ")[0]);
+
+  it("a token naming an undeclared cache is reported although a cache name is invalid", () => {
+    const problems = problemsAfter("office", (b) => {
+      b["attic-infra:attic"].caches.push({ name: 5 });
+      b["attic-infra:attic"].tokens[0].permissions = { nope: ["pull"] };
+    });
+    expect(keys(problems)).toEqual([
+      "attic-infra:attic.caches[1].name",
+      "attic-infra:attic.tokens[0].permissions.nope",
+    ]);
+    expect(problems[1]).toContain('"nope" matches no cache declared');
+  });
+
+  it("cross-field checks of the office and the switch run although another field has the wrong type", () => {
+    const problems = problemsAfter("office", (b) => {
+      delete b["attic-infra:office"].hostKey;
+      b["attic-infra:office"].port = "ssh";
+      b["attic-infra:mikrotik"].vlanId = "ten";
+      b["attic-infra:mikrotik"].accessPorts = [b["attic-infra:mikrotik"].managementPort];
+    });
+    expect(keys(problems)).toEqual([
+      "attic-infra:office.port",
+      "attic-infra:office.hostKey",
+      "attic-infra:mikrotik.vlanId",
+      "attic-infra:mikrotik.accessPorts[0]",
+    ]);
+    expect(problems[3]).toContain("is the management port");
+  });
+
+  it("the aws certificate rule runs although a service field has the wrong type", () => {
+    const problems = problemsAfter("dev", (b) => {
+      delete b["attic-infra:aws"].dns;
+      b["attic-infra:aws"].service = { cpu: "lots" };
+    });
+    expect(keys(problems)).toEqual(["attic-infra:aws.service.cpu", "attic-infra:aws"]);
+    expect(problems[1]).toContain("needs a TLS certificate");
+  });
+
+  it("a site listed without its block is reported although another listed site is misspelled", () => {
+    const problems = problemsAfter("dev", (b) => {
+      b["attic-infra:sites"] = ["aws", "ofice"];
+      delete b["attic-infra:aws"];
+    });
+    expect(keys(problems)).toEqual(["attic-infra:sites[1]", "attic-infra:aws"]);
+  });
+
+  it("values of the wrong type never produce a second, misleading message", () => {
+    const problems = problemsAfter("office", (b) => {
+      b["attic-infra:attic"].chunking = { minSize: "big" };
+      b["attic-infra:attic"].compression = { type: "lz4", level: 3 };
+      b["attic-infra:attic"].caches = "main";
+      b["attic-infra:mikrotik"].dhcp = { pool: 7, leases: "none" };
+      b["attic-infra:mikrotik"].address = 10;
+    });
+    expect(keys(problems)).toEqual([
+      "attic-infra:attic.caches",
+      "attic-infra:attic.compression.type",
+      "attic-infra:attic.chunking.minSize",
+      "attic-infra:mikrotik.address",
+      "attic-infra:mikrotik.dhcp.pool",
+      "attic-infra:mikrotik.dhcp.leases",
     ]);
   });
 });
