@@ -88,7 +88,13 @@ function describeIssue(block: string, issue: z.core.$ZodIssue, value: unknown): 
     );
   }
   let message = issue.message;
-  if (issue.code === "invalid_type" && valueAt(value, issue.path) === undefined) message = "is required";
+  // A field may say more than "is required" (what to write, how to set a secret).
+  if (
+    issue.code === "invalid_type" &&
+    valueAt(value, issue.path) === undefined &&
+    !message.startsWith("is required")
+  )
+    message = "is required";
   else if (message.startsWith("Invalid input: expected"))
     message = `${message.replace("Invalid input: ", "")}`;
   return [`${keyPath(block, issue.path)}: ${message}`];

@@ -125,7 +125,7 @@ export const vpsSchema = z
       .default("postgresql"),
     /** The loopback port atticd listens on; only the proxy reaches it. */
     localPort: int("a TCP port", 1024, 65535).default(8080),
-    storage: vpsStorage,
+    storage: vpsStorage.prefault({}),
     /** Networks (IPv4 and IPv6 CIDR) that may reach SSH: your admin network and the deploying runners. */
     sshFrom: z
       .array(cidr, { error: "is not a list of networks; write e.g. [203.0.113.0/24, 2001:db8::/48]" })
