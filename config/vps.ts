@@ -160,7 +160,7 @@ export const vpsSchema = z
     /** How long the first deploy waits for the Let's Encrypt certificate. */
     certificateWaitSeconds: int("seconds", 30, 3600).default(300),
     /** Seconds after which an unconfirmed switch rolls itself back. */
-    rollbackTimeoutSeconds: int("seconds", 60, 3600).default(180),
+    rollbackTimeoutSeconds: int("seconds", 120, 3600).default(180),
     /** Limit for `nixos-rebuild build`, which runs before the rollback window opens. */
     buildTimeoutSeconds: int("seconds", 60, 86400).default(1800),
     /** `<flake dir>#<host>` for flake-based hosts. Unset: /etc/nixos/configuration.nix. */

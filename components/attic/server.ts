@@ -101,6 +101,39 @@ export function nixConfSnippet(caches: CacheOutput[]): string {
   ].join("\n");
 }
 
+/** The cache sites, nearest first: the office LAN, then the public NixOS host, then AWS. */
+export const SITE_ORDER = ["office", "vps", "aws"] as const;
+export type CacheSite = (typeof SITE_ORDER)[number];
+
+/**
+ * nix.conf lines for a stack with several cache sites, for the clients of `forSite`: that site and
+ * every farther one (a client of the VPS or of AWS may not reach the office LAN). Nix tries
+ * substituters by priority (lower first; list order only breaks ties), so each URL carries
+ * `?priority=<cache priority + the site's rank among the stack's sites>`: for the same cache the
+ * nearer site wins, and a cache's own priority still orders it against other caches and
+ * cache.nixos.org (40).
+ */
+export function multiSiteNixConfSnippet(
+  priorities: Record<string, number>,
+  sites: Array<{ site: CacheSite; caches: Record<string, CacheOutput> }>,
+  forSite: CacheSite,
+): string {
+  const ordered = [...sites].sort((a, b) => SITE_ORDER.indexOf(a.site) - SITE_ORDER.indexOf(b.site));
+  const start = ordered.findIndex((s) => s.site === forSite);
+  const entries = ordered
+    .flatMap((s, rank) =>
+      rank < start
+        ? []
+        : Object.entries(s.caches).map(([name, c]) => ({
+            substituter: `${c.substituter}?priority=${priorities[name]! + rank}`,
+            publicKey: c.publicKey,
+            priority: priorities[name]! + rank,
+          })),
+    )
+    .sort((a, b) => a.priority - b.priority);
+  return nixConfSnippet(entries);
+}
+
 /** A netrc line for Nix's netrc-file: Nix sends the token as the password of the cache's host. */
 export function netrcLine(endpoint: string, token: string): string {
   return `machine ${new URL(endpoint).hostname} password ${token}`;

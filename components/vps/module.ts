@@ -6,6 +6,7 @@ import type { AtticConfig } from "../../config/schema";
 import type { VpsConfig } from "../../config/vps";
 import { type VpsModuleOptions, vpsModule } from "../../nixos/vpsModule";
 import { type AtticSettings, atticSettings, type StorageSettings } from "../attic/settings";
+import { shellQuote } from "../text";
 
 export function vpsStorageSettings(vps: VpsConfig): StorageSettings {
   const s = vps.storage;
@@ -68,4 +69,32 @@ export function vpsEnvironmentFile(privateKeyPem: string, vps: VpsConfig): strin
       `AWS_SECRET_ACCESS_KEY=${vps.storage.secretAccessKey}`,
     );
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Runs on the host after the deploy is confirmed: waits (bounded) until the proxy serves
+ * https://<domain>/ with a certificate curl trusts, reaching the proxy on loopback so the host's
+ * own DNS does not matter. On a first deploy Let's Encrypt needs the domain's A/AAAA records to
+ * point at the host and port 80 open; until then there is no certificate.
+ */
+export function certificateWaitScript(o: {
+  domain: string;
+  proxy: "caddy" | "nginx";
+  waitSeconds: number;
+}): string {
+  const unit = o.proxy === "caddy" ? "caddy" : `acme-${o.domain}`;
+  return `set -eu
+# attic-infra: wait for the TLS certificate of ${o.domain}. Generated; see components/vps/module.ts.
+url=${shellQuote(`https://${o.domain}/`)}
+deadline=$(($(date +%s) + ${o.waitSeconds}))
+while :; do
+  if err=$(curl -fsS -o /dev/null --max-time 10 --resolve ${shellQuote(`${o.domain}:443:127.0.0.1`)} "$url" 2>&1); then break; fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "attic-infra: ${o.domain} has no valid certificate after ${o.waitSeconds} s ($err). atticd itself is deployed. Check that the A/AAAA records of ${o.domain} point at this host and that port 80 is reachable (journalctl -u ${unit}), then run pulumi up again." >&2
+    exit 1
+  fi
+  sleep 5
+done
+echo "https://${o.domain}/ answers with a valid certificate"
+`;
 }
