@@ -35,10 +35,13 @@ if [ -n "\${NIXOS_PRIVATE_KEY:-}" ]; then
   (umask 077 && printf '%s\\n' "$NIXOS_PRIVATE_KEY" > "$work/key")
   set -- "$@" -i "$work/key" -o IdentitiesOnly=yes
 fi
-# Every session: no prompts, bounded dialling, and a dead connection noticed within ~45 s.
+# remote <command> <ssh options...>: one session; no prompts, bounded dialling, and a dead
+# connection noticed within ~45 s.
 remote() {
+  command=$1
+  shift
   ssh -T -p "$NIXOS_PORT" -o BatchMode=yes -o ConnectTimeout=${CONFIRM_DIAL_TIMEOUT_SECONDS} \\
-    -o ServerAliveInterval=15 -o ServerAliveCountMax=3 "$@" "$NIXOS_USER@$NIXOS_HOST"
+    -o ServerAliveInterval=15 -o ServerAliveCountMax=3 "$@" "$NIXOS_USER@$NIXOS_HOST" "$command"
 }
 `;
 }
@@ -49,7 +52,7 @@ export function driverScript(o: DriverOptions): string {
 # Generated; see components/nixosHost/driver.ts.
 ${sshFunctions()}target="$NIXOS_USER@$NIXOS_HOST:$NIXOS_PORT"
 status=0
-remote "$@" ${shellQuote(o.deploy)} || status=$?
+remote ${shellQuote(o.deploy)} "$@" || status=$?
 if [ "$status" = 255 ]; then
   echo "attic-infra: the SSH connection to $target failed or was lost during deploy ${o.deployId}. If the new system was activated, the host rolls back by itself within ${o.windowSeconds} s; run pulumi up again: it resumes the deploy while its rollback is armed, else deploys again." >&2
   exit 1
@@ -60,7 +63,7 @@ fi
 attempt=1
 while :; do
   status=0
-  remote "$@" ${shellQuote(o.confirm)} < /dev/null || status=$?
+  remote ${shellQuote(o.confirm)} "$@" < /dev/null || status=$?
   [ "$status" = 0 ] && exit 0
   if [ "$status" = 255 ] && [ "$attempt" -lt ${CONFIRM_DIAL_ATTEMPTS} ]; then
     attempt=$((attempt + 1))
@@ -79,6 +82,6 @@ done
 /** The teardown as a plain command over OpenSSH (for tests and for running it by hand). */
 export function remoteRunScript(command: string): string {
   return `set -eu
-${sshFunctions()}remote "$@" ${shellQuote(command)}
+${sshFunctions()}remote ${shellQuote(command)} "$@"
 `;
 }

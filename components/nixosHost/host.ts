@@ -113,16 +113,14 @@ export class NixosHost extends pulumi.ComponentResource {
       }),
     );
     const confirm = id.apply((d) => confirmScript({ paths, ...flake, deployId: d, service: args.service }));
-    const driver = pulumi
-      .all([id, deploy, confirm])
-      .apply(([d, dep, con]) =>
-        driverScript({
-          deployId: d,
-          deploy: asRoot(dep),
-          confirm: asRoot(con),
-          windowSeconds: args.times.windowSeconds,
-        }),
-      );
+    const driver = pulumi.all([id, deploy, confirm]).apply(([d, dep, con]) =>
+      driverScript({
+        deployId: d,
+        deploy: asRoot(dep),
+        confirm: asRoot(con),
+        windowSeconds: args.times.windowSeconds,
+      }),
+    );
     const teardown = teardownScript({
       paths,
       ...flake,

@@ -186,6 +186,7 @@ exec 9>"$STATE/lock"
 flock 9
 if [ "$(cat "$PENDING/id" 2>/dev/null || true)" != "$DEPLOY_ID" ]; then
   echo "attic-infra: deploy $DEPLOY_ID is not pending (confirmed, or already rolled back): nothing to do"
+  echo "ok $DEPLOY_ID nothing-pending" > "$STATE/rollback.result"
   exit 0
 fi
 step="waiting for a running activation"
@@ -269,8 +270,8 @@ run_rollback() {
   fi
   waited=0
   until [ -f "$STATE/rollback.result" ]; do
-    [ "$waited" -lt ${wait} ] || return 1
-    sleep 1
+    [ "$waited" -lt ${wait * 5} ] || return 1
+    sleep 0.2
     waited=$((waited + 1))
   done
   read -r verdict _ < "$STATE/rollback.result"
@@ -305,21 +306,27 @@ umask 077
 mkdir -p "$STATE"
 chmod 0700 "$STATE"
 exec 9>"$STATE/lock"
-flock -n 9 || fail "another attic-infra deploy or rollback is running on $(uname -n) (it holds $STATE/lock); wait for it, then run pulumi up again"
+flock -w 60 9 || fail "another attic-infra deploy, confirm or rollback has held $STATE/lock on $(uname -n) for 60 s; wait for it to finish (journalctl -u ${ROLLBACK_UNIT}*), then run pulumi up again"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cat > "$work/env"
 ${rollbackFunctions(o)}current() { readlink -f "$RUN/current-system"; }
 wait_for_activation() {
   mkdir -p "$RUN/nixos"
+  waited=0
+  while systemctl is-active --quiet ${ACTIVATION_UNIT}.service; do
+    [ "$waited" -lt ${o.times.activationSeconds * 10} ] || break
+    sleep 0.1
+    waited=$((waited + 1))
+  done
   timeout ${o.times.activationSeconds} flock "$RUN/nixos/switch-to-configuration.lock" true \\
     || fail "another activation still holds $RUN/nixos/switch-to-configuration.lock after ${o.times.activationSeconds} s (a nixos-rebuild on the host?); wait for it, then run pulumi up again"
 }
 health() {
   waited=0
   until ${healthCheck(s)} 2>/dev/null; do
-    [ "$waited" -lt ${o.times.healthSeconds} ] || return 1
-    sleep 1
+    [ "$waited" -lt ${o.times.healthSeconds * 4} ] || return 1
+    sleep 0.25
     waited=$((waited + 1))
   done
 }
@@ -405,6 +412,9 @@ echo "$DEPLOY_ID" > "$PENDING/id"
 systemd-run --on-active=${o.times.windowSeconds} --unit=${ROLLBACK_UNIT} \\
   --description="attic-infra: roll back deploy $DEPLOY_ID unless confirmed" /bin/sh "$PENDING/rollback.sh" >/dev/null
 echo "armed: unless confirmed within ${o.times.windowSeconds} s, the host rolls back to $previous"
+# From here on the armed rollback owns the outcome: it must be able to take the lock while this
+# session activates (it waits for the activation itself), even if this session hangs.
+exec 9>&-
 
 env_changed=0
 if ! cmp -s "$work/env" "$ENV_FILE"; then

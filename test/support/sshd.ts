@@ -77,6 +77,8 @@ export class TestSshd {
         "KbdInteractiveAuthentication no",
         "PermitRootLogin prohibit-password",
         "AcceptEnv none",
+        // Clients that do not choose (the deploy's own ssh) would pick the slower post-quantum exchange.
+        "KexAlgorithms curve25519-sha256",
         `SetEnv ${setEnv}`,
         "LogLevel VERBOSE",
         ...(options.forceCommand ? [`ForceCommand ${options.forceCommand}`] : []),

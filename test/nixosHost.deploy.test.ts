@@ -1,0 +1,269 @@
+/**
+ * The NixOS host deployer over real SSH (OpenSSH server on 127.0.0.1, the real ssh client run by
+ * the deploy's driver exactly as its local.Command runs it) against the fake NixOS host
+ * (test/support/fakeNixosHost.ts: what it models and what it does not prove is in its header).
+ *
+ * Every scenario ends by asserting the host's running system, boot default, live module and
+ * database; every retry is the deploy resource's create run again, as Pulumi re-runs it.
+ * The interruptions (client killed, activation running, reboot, another deploy pending, the rollback
+ * under systemd's environment) are in nixosHost.interrupt.test.ts.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync, statSync } from "node:fs";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { preflightScript, teardownScript } from "../components/nixosHost/scripts";
+import { FakeNixosHost, type HostState } from "./support/fakeNixosHost";
+import { atticdModule, DeployRig, ENV, SECRET } from "./support/nixosDeploy";
+import { haveTool } from "./support/tools";
+
+const V1 = atticdModule(1);
+const V2 = atticdModule(2);
+const AT_V1: Partial<HostState> = {
+  running: "v1",
+  bootDefault: "v1",
+  liveModule: "v1",
+  db: "m1",
+  atticd: "ok",
+  pending: undefined,
+  timerArmed: false,
+};
+const AT_V2: Partial<HostState> = {
+  ...AT_V1,
+  running: "v2",
+  bootDefault: "v2",
+  liveModule: "v2",
+  db: "m1,m2",
+};
+
+describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("curl") && haveTool("sqlite3")))(
+  "NixOS host deploy over SSH",
+  () => {
+    let rig: DeployRig;
+    beforeEach(async () => {
+      rig = await DeployRig.start(await FakeNixosHost.create());
+    });
+    afterEach(() => rig.stop());
+
+    const deployOk = (module: string) => {
+      const r = rig.deploy(module);
+      expect(r.status, r.stderr).toBe(0);
+      return r;
+    };
+
+    it("a first deploy activates with `test`, confirms over a second connection, then makes that exact system the boot default and the module live", () => {
+      const r = deployOk(V1);
+      expect(r.stdout).toContain("armed: unless confirmed within 600 s");
+      expect(r.stdout).toMatch(
+        /confirmed deploy [0-9a-f]{32}: .* is the boot default and the module is live/,
+      );
+      expect(rig.host.state()).toMatchObject(AT_V1);
+      const calls = rig.host.calls();
+      const armed = calls.findIndex((c) => c.includes("--on-active=600 --unit=attic-infra-rollback"));
+      const activated = calls.findIndex((c) => /^switch-to-configuration \S+ test$/.test(c));
+      const system = calls[activated]!.split(" ")[1]!;
+      expect(armed).toBeGreaterThan(
+        calls.findIndex((c) => c.startsWith("nixos-rebuild build -I nixos-config=")),
+      );
+      expect(activated).toBeGreaterThan(armed);
+      // The confirm sets the profile to the tested store path and makes it the boot default: no re-evaluation.
+      expect(calls.slice(activated + 1)).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(new RegExp(`^nix-env -p ${rig.host.paths.profile} --set \\S+/${system}$`)),
+          `switch-to-configuration ${system} boot`,
+        ]),
+      );
+      expect(calls.filter((c) => c.startsWith("nixos-rebuild"))).toHaveLength(1);
+      expect(statMode(path.join(rig.host.paths.stateDir, "atticd.env"))).toBe(0o600);
+      expect(readFileSync(rig.host.service.environmentFile, "utf8")).toBe(ENV);
+    });
+
+    it("an unchanged deploy run again changes nothing on the host", () => {
+      deployOk(V1);
+      const before = rig.host.calls().length;
+      const again = deployOk(V1);
+      expect(again.stdout).toContain("is live and confirmed; nothing to do");
+      expect(again.stdout).toContain("already confirmed");
+      expect(rig.host.calls().length).toBe(before);
+    });
+
+    it("a failed activation rolls back through the rollback unit; a retry fails the same way; the fixed module converges", () => {
+      deployOk(V1);
+      const broken = atticdModule(2, "atticd-fails-to-start");
+      const r = rig.deploy(broken);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain("warning: the following units failed: atticd.service");
+      expect(r.stderr).toMatch(
+        /attic-infra: activating \S+ failed \(last lines above\); the host was rolled back/,
+      );
+      expect(r.stderr).toMatch(
+        /attic-infra: deploy [0-9a-f]{32} failed on .* Run pulumi up again once the cause is fixed\./,
+      );
+      expect(rig.host.state()).toMatchObject(AT_V1);
+
+      const retry = rig.deploy(broken);
+      expect(retry.status).toBe(1);
+      expect(retry.stderr).toContain("the host was rolled back");
+      expect(rig.host.state()).toMatchObject(AT_V1);
+
+      deployOk(V2);
+      expect(rig.host.state()).toMatchObject(AT_V2);
+    });
+
+    it("a failed health check rolls back the system and the database it migrated; the fixed module converges", () => {
+      deployOk(V1);
+      const r = rig.deploy(atticdModule(2, "atticd-answers-503"));
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(
+        `attic-infra: ${rig.host.service.healthUrl} did not answer within 2 s of the activation`,
+      );
+      expect(r.stderr).toContain("the host was rolled back");
+      expect(rig.host.state()).toMatchObject(AT_V1);
+
+      deployOk(V2);
+      expect(rig.host.state()).toMatchObject(AT_V2);
+    });
+
+    it("a failed build activates nothing and arms nothing", () => {
+      deployOk(V1);
+      rig.host.set("fail-build", true);
+      const r = rig.deploy(V2);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain("error: builder for '/nix/store/xxx-attic-server.drv' failed");
+      expect(r.stderr).toContain(
+        "nixos-rebuild build failed (last lines above); nothing was activated, the host is unchanged",
+      );
+      expect(rig.host.calls().filter((c) => c.includes("--on-active"))).toHaveLength(1);
+      expect(rig.host.state()).toMatchObject(AT_V1);
+      rig.host.set("fail-build", false);
+      deployOk(V2);
+      expect(rig.host.state()).toMatchObject(AT_V2);
+    });
+
+    it("the dead-man fires when the confirm cannot connect; the host is back, a late confirm says so, a retry converges", async () => {
+      deployOk(V1);
+      // The new system cuts the host off: every ssh after the deploy session fails to connect.
+      const cutoff = path.join(rig.host.root, "cutoff-bin");
+      spawnSync("sh", [
+        "-c",
+        `mkdir -p ${cutoff} && printf '%s\\n' '#!/bin/sh' 'n=$(cat ${cutoff}/n 2>/dev/null || echo 0); echo $((n + 1)) > ${cutoff}/n' '[ "$n" = 0 ] || { echo "ssh: connect to host 127.0.0.1: Connection timed out" >&2; exit 255; }' 'exec /usr/bin/ssh "$@"' > ${cutoff}/ssh && chmod +x ${cutoff}/ssh`,
+      ]);
+      const r = rig.deploy(V2, { path: cutoff });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain("over a new SSH connection to confirm deploy");
+      expect(r.stderr).toContain(
+        "It rolls back by itself within 600 s; run pulumi up again once the host answers.",
+      );
+      expect(rig.host.state()).toMatchObject({
+        running: "v2",
+        bootDefault: "v1",
+        liveModule: "v1",
+        timerArmed: true,
+      });
+
+      const fired = await rig.host.fireTimer();
+      expect(fired.status, fired.log).toBe(0);
+      expect(fired.log).toContain("restored the database snapshot taken before the switch");
+      expect(rig.host.state()).toMatchObject(AT_V1);
+
+      const late = rig.confirm(V2);
+      expect(late.status).toBe(1);
+      expect(late.stderr).toContain("was rolled back before it was confirmed (the dead-man timer fired");
+
+      deployOk(V2);
+      expect(rig.host.state()).toMatchObject(AT_V2);
+    });
+
+    it("the secret travels only on stdin: never in a script, an argv, the host's logs or any output", () => {
+      const driver = rig.driver(V1);
+      expect(driver).not.toContain(SECRET);
+      const encoded = Buffer.from(SECRET).toString("base64");
+      expect(driver).not.toContain(encoded);
+      const snapshots = path.join(rig.host.root, "ps.log");
+      const watcher = spawn("sh", ["-c", `while :; do ps -eo args; done > ${snapshots}`], {
+        stdio: "ignore",
+      });
+      const r = deployOk(V1);
+      watcher.kill();
+      const seen = readFileSync(snapshots, "utf8");
+      expect(seen).toContain("sshd");
+      for (const text of [
+        seen,
+        r.stdout,
+        r.stderr,
+        rig.host.calls().join("\n"),
+        readFileSync(rig.sshd.logFile, "utf8"),
+      ]) {
+        expect(text).not.toContain(encoded);
+      }
+      expect(readFileSync(rig.host.service.environmentFile, "utf8")).toContain(encoded);
+    });
+
+    it("teardown makes the module an empty one and switches to it, keeps the database, removes the environment file", () => {
+      deployOk(V1);
+      const r = rig.run(
+        teardownScript({
+          paths: rig.host.paths,
+          removedModule: "{ ... }: { } # removed\n",
+          environmentFile: rig.host.service.environmentFile,
+          timeoutSeconds: 60,
+        }),
+      );
+      expect(r.status, r.stderr).toBe(0);
+      expect(rig.host.state()).toMatchObject({
+        running: "none",
+        bootDefault: "none",
+        liveModule: "none",
+        db: "m1",
+        atticd: "stopped",
+      });
+      expect(spawnSync("test", ["-e", rig.host.service.environmentFile]).status).toBe(1);
+    });
+
+    it("refuses a host whose configuration does not import the module, saying how to fix it", async () => {
+      rig.stop();
+      rig = await DeployRig.start(await FakeNixosHost.create({ importLine: false }));
+      const r = rig.deploy(V1);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(
+        `attic-infra: no .nix file in ${rig.host.paths.configDir} imports ./attic-infra/atticd.nix; add "imports = [ ./attic-infra/atticd.nix ];"`,
+      );
+      expect(rig.host.state()).toMatchObject({ running: "none", liveModule: undefined, pending: undefined });
+    });
+
+    it("refuses a host without nixos-rebuild: not NixOS", () => {
+      const r = rig.run(`PATH=/usr/bin:/bin\n${preflightScript(rig.host.paths)}`);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/attic-infra: nixos-rebuild not found on .*: this is not a NixOS host/);
+    });
+  },
+);
+
+describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("git") && haveTool("sqlite3")))(
+  "NixOS flake host deploy",
+  () => {
+    it("builds from a copy of the flake with the pending module in its git index, and adds the live module to the host's index at confirm", async () => {
+      const host = await FakeNixosHost.create();
+      const dir = host.paths.configDir;
+      spawnSync("git", ["-C", dir, "init", "-q"]);
+      const rig = await DeployRig.start(host, `${dir}#attic-cache`);
+      try {
+        const r = rig.deploy(V1);
+        expect(r.status, r.stderr).toBe(0);
+        expect(host.calls().find((c) => c.startsWith("nixos-rebuild"))).toMatch(
+          /^nixos-rebuild build --flake \S+\/config#attic-cache$/,
+        );
+        expect(spawnSync("git", ["-C", dir, "ls-files"], { encoding: "utf8" }).stdout).toContain(
+          "attic-infra/atticd.nix",
+        );
+        expect(host.state()).toMatchObject(AT_V1);
+      } finally {
+        rig.stop();
+      }
+    });
+  },
+);
+
+function statMode(file: string): number {
+  return statSync(file).mode & 0o777;
+}

@@ -1,0 +1,123 @@
+/**
+ * Runs the NixOS host deployer's resources against a FakeNixosHost over real SSH, the way Pulumi
+ * runs them: the deploy resource is a local.Command whose create (driver.ts) runs under
+ * `/bin/sh -c` with the connection in its environment and the environment file on stdin; a retry
+ * is the same create run again (Pulumi re-runs a failed create, or a replaced one with new
+ * triggers). The teardown is the holder's delete, one SSH session.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { driverScript } from "../../components/nixosHost/driver";
+import { deployId } from "../../components/nixosHost/host";
+import {
+  asRoot,
+  confirmScript,
+  type DeployOptions,
+  type DeployTimes,
+  deployScript,
+} from "../../components/nixosHost/scripts";
+import type { FakeNixosHost } from "./fakeNixosHost";
+import { type RunResult, TestSshd } from "./sshd";
+
+export const SECRET = "SYNTHSECRET-nixos-signing-key-0f1e2d3c";
+export const ENV = `ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from(SECRET).toString("base64")}\n`;
+/** The window is long: the tests fire the timer themselves instead of waiting for it. */
+export const TIMES: DeployTimes = {
+  buildSeconds: 60,
+  activationSeconds: 20,
+  healthSeconds: 2,
+  windowSeconds: 600,
+};
+
+/** A module for atticd `version` (the fake applies migrations m1..m<version>), with fake markers. */
+export function atticdModule(version: number, marker = ""): string {
+  return `{ ... }: { services.atticd.enable = true; } # atticd-version: ${version} ${marker}\n`;
+}
+
+export class DeployRig {
+  private constructor(
+    readonly host: FakeNixosHost,
+    readonly sshd: TestSshd,
+    private readonly flake?: string,
+  ) {}
+
+  static async start(host: FakeNixosHost, flake?: string): Promise<DeployRig> {
+    const sshd = await TestSshd.start({ binDir: host.binDir });
+    return new DeployRig(host, sshd, flake);
+  }
+
+  stop(): void {
+    this.sshd.stop();
+    this.host.close();
+  }
+
+  options(module: string, env = ENV): DeployOptions {
+    return {
+      paths: this.host.paths,
+      ...(this.flake ? { flake: this.flake } : {}),
+      deployId: deployId(module, env),
+      module,
+      service: this.host.service,
+      times: TIMES,
+    };
+  }
+
+  driver(module: string, env = ENV): string {
+    const o = this.options(module, env);
+    return driverScript({
+      deployId: o.deployId,
+      deploy: asRoot(deployScript(o)),
+      confirm: asRoot(confirmScript(o)),
+      windowSeconds: o.times.windowSeconds,
+    });
+  }
+
+  /** The local.Command's environment: the connection, host key pinned. */
+  private env(extraPath?: string): NodeJS.ProcessEnv {
+    return {
+      PATH: extraPath ? `${extraPath}:${process.env.PATH}` : process.env.PATH,
+      HOME: process.env.HOME,
+      NIXOS_HOST: "127.0.0.1",
+      NIXOS_PORT: String(this.sshd.port),
+      NIXOS_USER: this.sshd.user,
+      NIXOS_HOST_KEY: this.sshd.hostPublicKey,
+      NIXOS_PRIVATE_KEY: readFileSync(path.join(this.sshd.dir, "client_key"), "utf8"),
+    };
+  }
+
+  /** `pulumi up` creating (or re-creating) the deploy resource. */
+  deploy(module: string, options: { env?: string; path?: string } = {}): RunResult {
+    const r = spawnSync("/bin/sh", ["-c", this.driver(module, options.env)], {
+      env: this.env(options.path),
+      input: options.env ?? ENV,
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** The same, in the background (its own process group: the test can kill it and its ssh). */
+  deployInBackground(module: string): ChildProcess {
+    const child = spawn("/bin/sh", ["-c", this.driver(module)], {
+      env: this.env(),
+      stdio: ["pipe", "ignore", "ignore"],
+      detached: true,
+    });
+    child.stdin!.end(ENV);
+    return child;
+  }
+
+  /** Only the first session of a deploy: armed and activated, never confirmed (cut off). */
+  deployWithoutConfirm(module: string): RunResult {
+    return this.sshd.run(asRoot(deployScript(this.options(module))), ENV);
+  }
+
+  confirm(module: string): RunResult {
+    return this.sshd.run(asRoot(confirmScript(this.options(module))));
+  }
+
+  run(script: string, stdin = ""): RunResult {
+    return this.sshd.run(asRoot(script), stdin);
+  }
+}
