@@ -13,7 +13,7 @@ import { ENVIRONMENT_FILE, removedModule, SQLITE_DATABASE } from "../../nixos/at
 import { recordArtifact } from "../artifacts";
 import { AtticServer, type CacheOutput } from "../attic/server";
 import { type AtticSettings, renderToml } from "../attic/settings";
-import { NixosHost } from "../nixosHost/host";
+import { NixosHost, type ServiceSpec } from "../nixosHost/host";
 import { asRoot } from "../nixosHost/scripts";
 import {
   certificateWaitScript,
@@ -45,6 +45,22 @@ export function vpsDeployTimes(vps: VpsConfig) {
     activationSeconds,
     healthSeconds: rest - activationSeconds,
     windowSeconds: vps.rollbackTimeoutSeconds,
+  };
+}
+
+/**
+ * What the deployer runs and checks: atticd, its environment file, the SQLite file it may migrate
+ * (restored on rollback; PostgreSQL is not snapshotted by the deployer, see docs/vps.md), and a
+ * health check on loopback that sends the domain as Host: atticd's allowed-hosts answers any other
+ * Host with 400 "Bad Host", and every deploy would roll back.
+ */
+export function vpsServiceSpec(vps: VpsConfig): ServiceSpec {
+  return {
+    units: ["atticd.service"],
+    environmentFile: ENVIRONMENT_FILE,
+    ...(vps.database === "sqlite" ? { database: SQLITE_DATABASE } : {}),
+    healthUrl: `http://${vpsListen(vps)}/`,
+    healthHost: vps.domain,
   };
 }
 
@@ -85,14 +101,7 @@ export class VpsSite extends pulumi.ComponentResource {
         ...(vps.flake ? { flake: vps.flake } : {}),
         module,
         environmentFile: env,
-        service: {
-          units: ["atticd.service"],
-          environmentFile: ENVIRONMENT_FILE,
-          ...(vps.database === "sqlite" ? { database: SQLITE_DATABASE } : {}),
-          // atticd on loopback, with the Host its allowed-hosts accepts: anything else is "Bad Host".
-          healthUrl: `http://${vpsListen(vps)}/`,
-          healthHost: vps.domain,
-        },
+        service: vpsServiceSpec(vps),
         times: vpsDeployTimes(vps),
         removedModule: removedModule(stack),
         artifactPrefix: "vps",
