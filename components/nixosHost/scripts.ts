@@ -263,6 +263,8 @@ function rollbackFunctions(o: DeployOptions): string {
 # Runs the pending deploy's rollback in its own unit (it survives this session) and waits for it.
 run_rollback() {
   rm -f "$STATE/rollback.result"
+  # The rollback takes the deploy lock itself.
+  exec 9>&-
   if timer_armed; then
     systemctl start ${ROLLBACK_UNIT}.service
   else
@@ -274,6 +276,7 @@ run_rollback() {
     sleep 0.2
     waited=$((waited + 1))
   done
+  lock
   read -r verdict _ < "$STATE/rollback.result"
   [ "$verdict" = ok ]
 }
@@ -305,8 +308,11 @@ export function deployScript(o: DeployOptions): string {
 umask 077
 mkdir -p "$STATE"
 chmod 0700 "$STATE"
-exec 9>"$STATE/lock"
-flock -w 60 9 || fail "another attic-infra deploy, confirm or rollback has held $STATE/lock on $(uname -n) for 60 s; wait for it to finish (journalctl -u ${ROLLBACK_UNIT}*), then run pulumi up again"
+lock() {
+  exec 9>"$STATE/lock"
+  flock -w 60 9 || fail "another attic-infra deploy, confirm or rollback has held $STATE/lock on $(uname -n) for 60 s; wait for it to finish (journalctl -u ${ROLLBACK_UNIT}*), then run pulumi up again"
+}
+lock
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cat > "$work/env"

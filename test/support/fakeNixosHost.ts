@@ -428,7 +428,12 @@ export class FakeNixosHost {
       db: existsSync(db)
         ? execFileSync(
             "sqlite3",
-            [db, "SELECT group_concat(version) FROM (SELECT version FROM seaql_migrations ORDER BY version)"],
+            [
+              "-cmd",
+              ".timeout 5000",
+              db,
+              "SELECT group_concat(version) FROM (SELECT version FROM seaql_migrations ORDER BY version)",
+            ],
             {
               encoding: "utf8",
             },
