@@ -189,6 +189,40 @@ export function dumpScript(o: {
   return lines.join("\n");
 }
 
+/** Where the pre-upgrade dump records which atticd package the database was last dumped for. */
+export const DUMPED_FOR_FILE = "/var/lib/attic-infra/atticd-package-dumped";
+
+/**
+ * Runs before every start of atticd (PostgreSQL only): when the atticd package differs from the one
+ * the last dump was taken for, dump the database first. A new atticd runs its migrations at start
+ * and has none to undo them; the deployer's rollback restores the system, not a PostgreSQL schema,
+ * so this dump is the way back (docs/vps.md). Before atticd's first start there is no database yet
+ * (or ensureDatabases has not run): nothing to dump.
+ */
+export function preUpgradeDumpScript(o: { dir: string; markerFile?: string }): string {
+  return `set -eu
+dir=${shellQuote(o.dir)}
+marker=${shellQuote(o.markerFile ?? DUMPED_FOR_FILE)}
+if [ "$(cat "$marker" 2>/dev/null || true)" = "$ATTICD_PACKAGE" ]; then
+  echo "atticd unchanged since the last pre-upgrade dump"
+  exit 0
+fi
+if [ "$(runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_database WHERE datname = '${VPS_DB}'")" != 1 ]; then
+  echo "no ${VPS_DB} database yet; nothing to dump"
+  exit 0
+fi
+mkdir -p "$dir" "$(dirname "$marker")"
+chmod 0700 "$dir"
+name="atticd-$(date -u +%Y%m%dT%H%M%SZ).before-upgrade.pgdump"
+tmp="$dir/.$name.partial"
+trap 'rm -f "$tmp"' EXIT
+runuser -u postgres -- pg_dump --format=custom ${VPS_DB} >"$tmp"
+mv "$tmp" "$dir/$name"
+printf '%s\n' "$ATTICD_PACKAGE" >"$marker"
+echo "dumped to $dir/$name before atticd $ATTICD_PACKAGE starts"
+`;
+}
+
 /** The attribute set the module evaluates to (config side), before rendering. */
 export function vpsModuleConfig(o: VpsModuleOptions): Record<string, NixValue | undefined> {
   const postgres = o.settings.database.url.startsWith("postgresql:");
@@ -290,7 +324,9 @@ export function vpsModuleConfig(o: VpsModuleOptions): Record<string, NixValue | 
       services: {
         "atticd-dump": {
           description: "Dump the atticd database (every cache's signing key is in it)",
-          after: postgres ? ["postgresql.service"] : ["atticd.service"],
+          // postgresql-setup.service runs ensureDatabases in newer nixpkgs; ordering on a unit that
+          // does not exist is a no-op.
+          after: postgres ? ["postgresql.service", "postgresql-setup.service"] : ["atticd.service"],
           ...(postgres ? { requires: ["postgresql.service"] } : {}),
           path: backupPath,
           ...(copy
@@ -311,6 +347,27 @@ export function vpsModuleConfig(o: VpsModuleOptions): Record<string, NixValue | 
           },
           script: dumpScript({ database: postgres ? "postgresql" : "sqlite", backup: o.backup }),
         },
+        ...(postgres
+          ? {
+              // Required by atticd and ordered before it: a failed dump keeps a new atticd from
+              // migrating a database nobody could restore.
+              "atticd-dump-before-upgrade": {
+                description: "Dump the atticd database before a new atticd migrates it",
+                before: ["atticd.service"],
+                requiredBy: ["atticd.service"],
+                after: ["postgresql.service", "postgresql-setup.service"],
+                requires: ["postgresql.service"],
+                path: [
+                  nixExpr("config.services.postgresql.package"),
+                  nixExpr("pkgs.coreutils"),
+                  nixExpr("pkgs.util-linux"),
+                ],
+                environment: { ATTICD_PACKAGE: nixExpr("toString config.services.atticd.package") },
+                serviceConfig: { Type: "oneshot", UMask: "0077" },
+                script: preUpgradeDumpScript({ dir: o.backup.dir }),
+              },
+            }
+          : {}),
       },
       timers: {
         "atticd-dump": {

@@ -21,7 +21,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { vpsModuleOptions, vpsSettings } from "../components/vps/module";
 import { loadConfig } from "../config/load";
 import type { AtticConfig, VpsConfig } from "../config/schema";
-import { dumpScript, vpsModule } from "../nixos/vpsModule";
+import { dumpScript, preUpgradeDumpScript, vpsModule } from "../nixos/vpsModule";
 import { exampleBlocks, toConfigMap } from "./support/stacks";
 import { haveTool } from "./support/tools";
 
@@ -44,7 +44,7 @@ const LIB_STUB = `{
 const PKGS_STUB = `{ curl = "pkgs.curl"; coreutils = "pkgs.coreutils"; findutils = "pkgs.findutils"; gawk = "pkgs.gawk"; util-linux = "pkgs.util-linux"; awscli2 = "pkgs.awscli2"; sqlite = "pkgs.sqlite"; }`;
 const host = (o: { nftables?: boolean; ipv6?: boolean; firewall?: boolean; firewalld?: boolean } = {}) => `{
   networking = { nftables.enable = ${o.nftables ?? false}; enableIPv6 = ${o.ipv6 ?? true}; firewall.enable = ${o.firewall ?? true}; };
-  services = { postgresql.package = "pkgs.postgresql"; ${o.firewalld ? "firewalld.enable = true;" : ""} };
+  services = { postgresql.package = "pkgs.postgresql"; atticd.package = "/nix/store/abc-attic-server"; ${o.firewalld ? "firewalld.enable = true;" : ""} };
 }`;
 
 /** Evaluates `expr`, in which `m` is the module called with the stubs, to JSON. */
@@ -231,7 +231,7 @@ describe.skipIf(!haveTool("nix-instantiate"))("the VPS module, evaluated with st
 
   it("daily dumps: pg_dump as postgres, after PostgreSQL, copied to the bucket with the B2 checksum setting", () => {
     const svc = evalModule(caddy, "m.systemd.services.atticd-dump");
-    expect(svc.after).toEqual(["postgresql.service"]);
+    expect(svc.after).toEqual(["postgresql.service", "postgresql-setup.service"]);
     expect(svc.path).toContain("pkgs.postgresql");
     expect(svc.path).toContain("pkgs.awscli2");
     expect(svc.serviceConfig.EnvironmentFile).toBe("/var/lib/attic-infra/atticd.env");
@@ -244,6 +244,16 @@ describe.skipIf(!haveTool("nix-instantiate"))("the VPS module, evaluated with st
     expect(svc.script).toContain("dest='s3://example-attic/attic-infra/db-dumps/'");
     expect(svc.script).toContain("keep_days=14");
     expect(evalModule(caddy, "m.systemd.timers.atticd-dump.timerConfig.OnCalendar")).toBe("daily");
+  });
+
+  it("PostgreSQL: a dump before every atticd start whose package changed, required by atticd and ordered before it", () => {
+    const svc = evalModule(caddy, 'm.systemd.services."atticd-dump-before-upgrade"');
+    expect(svc.before).toEqual(["atticd.service"]);
+    expect(svc.requiredBy).toEqual(["atticd.service"]);
+    expect(svc.after).toEqual(["postgresql.service", "postgresql-setup.service"]);
+    expect(svc.environment).toEqual({ ATTICD_PACKAGE: "/nix/store/abc-attic-server" });
+    expect(svc.serviceConfig).toEqual({ Type: "oneshot", UMask: "0077" });
+    expect(svc.script).toBe(preUpgradeDumpScript({ dir: "/var/backup/atticd" }));
   });
 
   it("SQLite and local storage: sqlite3 dumps, nothing to copy, no PostgreSQL", () => {
@@ -259,6 +269,8 @@ describe.skipIf(!haveTool("nix-instantiate"))("the VPS module, evaluated with st
     expect(svc.path).toContain("pkgs.sqlite");
     expect(svc.path).not.toContain("pkgs.awscli2");
     expect(svc.script).not.toContain("aws ");
+    // The deployer snapshots and restores the SQLite file itself.
+    expect(evalModule(text, 'builtins.hasAttr "atticd-dump-before-upgrade" m.systemd.services')).toBe(false);
   });
 });
 
@@ -318,6 +330,54 @@ esac
       },
     });
 
+  /**
+   * Stand-ins for the pre-upgrade dump: `runuser -u U -- CMD` runs CMD (util-linux runuser(1));
+   * `psql -tAc` prints 1 when the database exists (FAKE_PG_DB), as a one-row, unaligned, tuples-only
+   * query does; `pg_dump` writes a recognisable dump. Not modelled: PostgreSQL itself.
+   */
+  function pgStandIns(bin: string) {
+    writeFileSync(
+      path.join(bin, "runuser"),
+      '#!/bin/sh\nwhile [ "$1" != -- ]; do shift; done\nshift\nexec "$@"\n',
+      {
+        mode: 0o755,
+      },
+    );
+    writeFileSync(path.join(bin, "psql"), '#!/bin/sh\n[ -n "${FAKE_PG_DB:-}" ] && echo 1\nexit 0\n', {
+      mode: 0o755,
+    });
+    writeFileSync(path.join(bin, "pg_dump"), '#!/bin/sh\necho "PGDMP $*"\n', { mode: 0o755 });
+  }
+
+  it("pre-upgrade dump: once per atticd package, none before the database exists", () => {
+    const { work, bin, dumps } = setup();
+    pgStandIns(bin);
+    const marker = path.join(work, "state", "dumped-for");
+    const run = (pkg: string, db: boolean) =>
+      execFileSync("sh", ["-c", preUpgradeDumpScript({ dir: dumps, markerFile: marker })], {
+        encoding: "utf8",
+        env: {
+          ...process.env,
+          PATH: `${bin}:${process.env.PATH}`,
+          ATTICD_PACKAGE: pkg,
+          ...(db ? { FAKE_PG_DB: "1" } : {}),
+        },
+      });
+    expect(run("/nix/store/a-attic", false)).toBe("no atticd database yet; nothing to dump\n");
+    expect(readdirSync(dumps)).toEqual([]);
+    expect(run("/nix/store/a-attic", true)).toMatch(
+      /^dumped to .*atticd-\d{8}T\d{6}Z\.before-upgrade\.pgdump before atticd \/nix\/store\/a-attic starts\n$/,
+    );
+    expect(run("/nix/store/a-attic", true)).toBe("atticd unchanged since the last pre-upgrade dump\n");
+    const [dump] = readdirSync(dumps);
+    expect(execFileSync("cat", [path.join(dumps, dump!)], { encoding: "utf8" })).toBe(
+      "PGDMP --format=custom atticd\n",
+    );
+    expect(run("/nix/store/b-attic", true)).toMatch(
+      /^dumped to .* before atticd \/nix\/store\/b-attic starts\n$/,
+    );
+  });
+
   it("passes shellcheck, in both variants", () => {
     for (const database of ["postgresql", "sqlite"] as const) {
       const text = dumpScript({
@@ -330,6 +390,9 @@ esac
       });
       execFileSync("shellcheck", ["-s", "sh", "-"], { input: text });
     }
+    execFileSync("shellcheck", ["-s", "sh", "-"], {
+      input: preUpgradeDumpScript({ dir: "/var/backup/atticd" }),
+    });
   });
 
   it("dumps, copies the dump to the bucket prefix, and deletes dumps older than keepDays here and there", () => {
