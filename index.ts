@@ -12,6 +12,7 @@ import { MikrotikSwitch } from "./components/mikrotik/switch";
 import { OfficeSite } from "./components/office/site";
 import { VpsSite } from "./components/vps/site";
 import { ConfigError, loadConfig } from "./config/load";
+import { type AwsConfig, engineVersionVerdict } from "./config/schema";
 
 function readConfig() {
   try {
@@ -23,22 +24,47 @@ function readConfig() {
   }
 }
 
+/**
+ * A dedicated database's major version against RDS's support calendar. Whether the stack's instance
+ * already exists decides between an error (a new database on an unsupported version) and a warning
+ * (never block an unrelated `up`). Offline there is no state to ask, so the program asks AWS: an RDS
+ * instance tagged with this stack (provider defaultTags) exists or not. Under the synth mocks none
+ * does: every synth is a new stack.
+ */
+async function checkEngineVersion(site: AwsConfig, provider: aws.Provider): Promise<void> {
+  if (site.database.mode !== "dedicated") return;
+  const found = await aws.rds.getInstances(
+    { tags: { "attic-infra:stack": pulumi.getStack(), "managed-by": "pulumi" } },
+    { provider },
+  );
+  const verdict = engineVersionVerdict(site.database.engineVersion, {
+    instanceExists: found.instanceIdentifiers.length > 0,
+    today: new Date(),
+  });
+  if (verdict.error) throw new pulumi.RunError(new ConfigError([verdict.error]).message);
+  if (verdict.warning) pulumi.log.warn(verdict.warning);
+}
+
 async function main(): Promise<Record<string, unknown>> {
   const { config, warnings } = readConfig();
   for (const w of warnings) pulumi.log.warn(w);
 
   const outputs: Record<string, unknown> = { sites: config.sites };
+  // The AWS provider first: the engine-version check asks AWS before anything else is registered.
+  const provider = config.aws
+    ? new aws.Provider("aws", {
+        ...(config.awsRegion ? { region: config.awsRegion as aws.Region } : {}),
+        defaultTags: {
+          tags: { ...config.aws.tags, "attic-infra:stack": pulumi.getStack(), "managed-by": "pulumi" },
+        },
+      })
+    : undefined;
+  if (config.aws && provider) await checkEngineVersion(config.aws, provider);
   const signingKey = config.attic ? tokenSigningKey() : undefined;
 
   // The cache sites of this stack, for the nix.conf snippets that list several of them.
   const cacheSites: Array<{ site: CacheSite; caches: pulumi.Output<Record<string, CacheOutput>> }> = [];
-  if (config.aws && config.attic && signingKey) {
-    const provider = new aws.Provider("aws", {
-      ...(config.awsRegion ? { region: config.awsRegion as aws.Region } : {}),
-      defaultTags: {
-        tags: { ...config.aws.tags, "attic-infra:stack": pulumi.getStack(), "managed-by": "pulumi" },
-      },
-    });
+  if (config.aws && config.attic && signingKey && provider) {
     const site = new AwsSite(
       "aws",
       { attic: config.attic, aws: config.aws, signingKey },
@@ -52,6 +78,7 @@ async function main(): Promise<Record<string, unknown>> {
       logGroup: site.logGroup,
       gcRunTask: site.gcRunTask,
       alarmTopicArn: site.alarmTopicArn,
+      ...(site.alarmEmailConfirmation ? { alarmEmailConfirmation: site.alarmEmailConfirmation } : {}),
       caches: site.caches,
       tokens: site.tokens,
       nixConf: site.nixConf,

@@ -1,5 +1,6 @@
 /** attic-infra:aws — atticd on ECS Fargate behind an ALB, S3 chunks, RDS metadata. */
 import { z } from "zod";
+import rdsPostgresql from "./rds-postgresql.json";
 import {
   arn,
   dedicatedOrExisting,
@@ -49,12 +50,15 @@ const networkSchema = z
   .strictObject({
     cidr: cidrV4.optional(),
     azs: int("a number of availability zones", 2, 6).optional(),
-    /** public-ip: tasks in public subnets with a public IP (no NAT cost); nat-gateway: private subnets + one NAT. */
+    /**
+     * public-ip: tasks in public subnets with a public IP (no NAT cost); nat-gateway: private subnets
+     * behind one NAT the program creates, or — in an existing VPC (the default there) — the VPC's own.
+     */
     egress: z
       .enum(["public-ip", "nat-gateway"], {
         error: (i) => `${show(i.input)} is not an egress mode; use public-ip or nat-gateway`,
       })
-      .default("public-ip"),
+      .optional(),
     vpcId: z
       .string()
       .regex(/^vpc-[0-9a-f]+$/, { error: (i) => `${show(i.input)} is not a VPC id (vpc-...)` })
@@ -90,27 +94,72 @@ const networkSchema = z
             message: "is only used when the program creates the VPC; remove it or vpcId",
           });
       }
-      for (const k of ["publicSubnetIds", "privateSubnetIds"] as const) {
-        if (n[k] === undefined)
-          ctx.addIssue({
-            code: "custom",
-            path: [k],
-            message: "is required with vpcId: list the subnet ids (at least two)",
-          });
-      }
+      // publicSubnetIds: required only for a dedicated ALB or public-ip tasks (checked with the load balancer).
+      if (n.privateSubnetIds === undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["privateSubnetIds"],
+          message: "is required with vpcId: list the subnet ids (at least two)",
+        });
     }
   })
   .transform((n) =>
     n.vpcId === undefined
-      ? { mode: "create" as const, cidr: n.cidr ?? "10.60.0.0/16", azs: n.azs ?? 2, egress: n.egress }
+      ? {
+          mode: "create" as const,
+          cidr: n.cidr ?? "10.60.0.0/16",
+          azs: n.azs ?? 2,
+          egress: n.egress ?? "public-ip",
+        }
       : {
           mode: "existing" as const,
           vpcId: n.vpcId,
           publicSubnetIds: n.publicSubnetIds ?? [],
           privateSubnetIds: n.privateSubnetIds ?? [],
-          egress: n.egress,
+          // Shared infrastructure: the tasks use the VPC's private subnets and its own egress.
+          egress: n.egress ?? "nat-gateway",
         },
   );
+
+/** RDS for PostgreSQL major versions with their end of standard support (config/rds-postgresql.json). */
+export const RDS_POSTGRES_VERSIONS: Record<string, { endOfStandardSupport: string }> =
+  rdsPostgresql.majorVersions;
+
+/**
+ * The verdict on a dedicated database's major version. RDS enrolls an instance past its version's end
+ * of standard support in paid Extended Support: a new instance on such a version is refused; an
+ * existing one (already running, created when the version was supported) only warned about, so that
+ * an unrelated `pulumi up` is never blocked.
+ */
+export function engineVersionVerdict(
+  version: string,
+  { instanceExists, today }: { instanceExists: boolean; today: Date },
+): { error?: string; warning?: string } {
+  const where = "attic-infra:aws.database.engineVersion";
+  const entry = RDS_POSTGRES_VERSIONS[version];
+  const supported = Object.entries(RDS_POSTGRES_VERSIONS)
+    .filter(([, v]) => new Date(`${v.endOfStandardSupport}T23:59:59Z`) >= today)
+    .map(([k]) => k);
+  if (!entry) {
+    const message = `${where}: ${show(version)} is not a PostgreSQL major version RDS offers (known: ${Object.keys(RDS_POSTGRES_VERSIONS).join(", ")}; config/rds-postgresql.json)`;
+    return instanceExists ? { warning: message } : { error: message };
+  }
+  const end = new Date(`${entry.endOfStandardSupport}T23:59:59Z`);
+  if (end < today) {
+    const base = `${where}: PostgreSQL ${version} left RDS standard support on ${entry.endOfStandardSupport}; the instance runs on paid RDS Extended Support (per vCPU-hour)`;
+    return instanceExists
+      ? {
+          warning: `${base}. Upgrade: set engineVersion to ${supported.at(-1) ?? "a supported version"} (one \`pulumi up\`, see docs/aws.md)`,
+        }
+      : { error: `${base}. A new database must use a supported version: ${supported.join(", ")}` };
+  }
+  const days = Math.floor((end.getTime() - today.getTime()) / 86_400_000);
+  if (days < 180)
+    return {
+      warning: `${where}: PostgreSQL ${version} leaves RDS standard support on ${entry.endOfStandardSupport} (in ${days} days); after that RDS bills Extended Support. Plan the upgrade (docs/aws.md)`,
+    };
+  return {};
+}
 
 export const dedicatedDatabase = z
   .strictObject({
@@ -120,11 +169,12 @@ export const dedicatedDatabase = z
         error: (i) => `${show(i.input)} is not an RDS instance class (e.g. db.t4g.micro)`,
       })
       .default("db.t4g.micro"),
+    /** A major version; whether RDS still supports it is decided at deploy time (engineVersionVerdict). */
     engineVersion: z
       .union([z.string(), z.number()])
       .transform((v) => String(v))
-      .refine((v) => /^1[3-9]$/.test(v), {
-        error: (i) => `${show(i.input)} is not a supported PostgreSQL major version (13-19)`,
+      .refine((v) => /^[1-9][0-9]$/.test(v), {
+        error: (i) => `${show(i.input)} is not a PostgreSQL major version (e.g. "17")`,
       })
       .default("16"),
     storageGb: int("a storage size in GiB", 20, 65536).default(20),
@@ -134,11 +184,13 @@ export const dedicatedDatabase = z
     performanceInsights: z.boolean({ error: (i) => `${show(i.input)} is not true or false` }).default(true),
   })
   .superRefine((d, ctx) => {
-    if (d.maxStorageGb < d.storageGb)
+    // RDS refuses an autoscaling maximum below 110 % of the allocated storage.
+    const least = Math.ceil(d.storageGb * 1.1);
+    if (d.maxStorageGb < least)
       ctx.addIssue({
         code: "custom",
         path: ["maxStorageGb"],
-        message: `${d.maxStorageGb} is below storageGb ${d.storageGb}; storage can only grow`,
+        message: `${d.maxStorageGb} is below 110 % of storageGb ${d.storageGb}; RDS storage autoscaling needs at least ${least} (and 110 % of the current size once autoscaling has grown it)`,
       });
   });
 
@@ -181,6 +233,13 @@ const serviceSchema = z
     healthCheckGracePeriodSeconds: int("seconds", 0, 7200).default(120),
     /** Run in this existing ECS cluster instead of creating one. */
     clusterArn: arn("ecs").optional(),
+    /**
+     * How long the load balancer lets a stopping task finish its requests (target group deregistration
+     * delay) before ECS signals it: a NAR upload is one long request.
+     */
+    deregistrationDelaySeconds: int("seconds", 0, 3600).default(300),
+    /** SIGTERM → SIGKILL grace after the drain (Fargate allows at most 120). */
+    stopTimeoutSeconds: int("seconds (Fargate allows 2-120)", 2, 120).default(120),
   })
   .superRefine((s, ctx) => {
     if (s.minTasks > s.maxTasks)
@@ -268,6 +327,8 @@ export const awsSchema = z
         email: z.email({ error: (i) => `${show(i.input)} is not an email address` }).optional(),
       })
       .prefault({}),
+    /** Container Insights on the cluster the program creates: ≈ 31 custom metrics, ≈ $9/month. */
+    containerInsights: z.boolean({ error: (i) => `${show(i.input)} is not true or false` }).default(false),
     logRetentionDays: z
       .number()
       .refine((d) => LOG_RETENTION_DAYS.includes(d), {
@@ -291,6 +352,30 @@ export const awsSchema = z
             : "sets both dns and certificateArn; keep exactly one",
       });
     }
+    const service = loose(a.service);
+    const network = loose(a.network);
+    const lb = loose(a.loadBalancer);
+    if (a.containerInsights === true && isStr(service.clusterArn))
+      ctx.addIssue({
+        code: "custom",
+        path: ["containerInsights"],
+        message:
+          "is a setting of the cluster, and service.clusterArn names a cluster this stack does not own; remove containerInsights (the cluster's owner decides)",
+      });
+    if (
+      network.mode === "existing" &&
+      Array.isArray(network.publicSubnetIds) &&
+      network.publicSubnetIds.length === 0 &&
+      (lb.mode === "dedicated" || network.egress === "public-ip")
+    )
+      ctx.addIssue({
+        code: "custom",
+        path: ["network", "publicSubnetIds"],
+        message:
+          lb.mode === "dedicated"
+            ? "is required with vpcId and a dedicated load balancer: list the public subnets for the ALB (at least two)"
+            : "is required with egress: public-ip: list the public subnets the tasks run in (at least two)",
+      });
     const zone = loose(a.dns).zoneName;
     if (isStr(zone) && isStr(a.hostname) && a.hostname !== zone && !a.hostname.endsWith(`.${zone}`)) {
       ctx.addIssue({

@@ -63,7 +63,7 @@ export const noPublicS3 = rule(
 
 export const encryptionAtRest = rule(
   "encryption-at-rest",
-  "Buckets are encrypted by default, RDS storage is encrypted, and secrets and alarm topics use KMS.",
+  "Buckets are encrypted by default, RDS storage is encrypted, and secrets use KMS.",
   (type, p, report) => {
     if (type === "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration") {
       const rules = asArray(p.rules) as Props[];
@@ -77,8 +77,21 @@ export const encryptionAtRest = rule(
     if (type === "aws:rds/instance:Instance" && p.storageEncrypted !== true)
       report("storageEncrypted must be true");
     if (type === "aws:secretsmanager/secret:Secret" && p.kmsKeyId === "") report("kmsKeyId is empty");
-    if (type === "aws:sns/topic:Topic" && !p.kmsMasterKeyId)
-      report("kmsMasterKeyId must be set (alias/aws/sns at least)");
+  },
+);
+
+/** The AWS-managed SNS key, by alias or alias ARN: its key policy cannot grant CloudWatch. */
+const AWS_MANAGED_SNS_KEY = /^(alias\/aws\/sns|arn:aws[a-z-]*:kms:[^:]+:\d+:alias\/aws\/sns)$/;
+
+export const deliverableAlarms = rule(
+  "alarm-topic-deliverable",
+  "SNS topics are not encrypted with the AWS-managed key alias/aws/sns, which CloudWatch alarms cannot publish to.",
+  (type, p, report) => {
+    if (type !== "aws:sns/topic:Topic" || typeof p.kmsMasterKeyId !== "string") return;
+    if (AWS_MANAGED_SNS_KEY.test(p.kmsMasterKeyId))
+      report(
+        `kmsMasterKeyId ${p.kmsMasterKeyId}: CloudWatch cannot publish to a topic encrypted with the AWS-managed key, so every alarm is dropped; use no encryption or a customer-managed key whose policy grants cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey*`,
+      );
   },
 );
 
@@ -220,6 +233,7 @@ export const pinnedHostKeys = rule(
 export const policies: ResourceValidationPolicy[] = [
   noPublicS3,
   encryptionAtRest,
+  deliverableAlarms,
   databaseSafety,
   noOpenIngress,
   noWildcardDataAccess,

@@ -3,10 +3,14 @@
  * existing infrastructure). What this proves: the resources, their inputs and options, as the
  * program registers them. What it does not: AWS's acceptance of them (no AWS here).
  */
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { beforeAll, describe, expect, it } from "vitest";
-import { rateExpression } from "../components/aws/service";
+import { awsName, NAME_RULES } from "../components/aws/names";
+import { rateExpression, serviceTimeouts } from "../components/aws/service";
+import { loadConfig } from "../config/load";
+import { engineVersionVerdict } from "../config/schema";
 import { type SynthResource, type SynthResult, synth } from "./synth/harness";
 import { fakeAwsId, SECRET_MARKER } from "./synth/mocks";
 import { readStackFile } from "./synth/stackFile";
@@ -37,6 +41,30 @@ let devSecrets: SynthResult;
 beforeAll(async () => {
   dev = await synthExample("dev");
   devSecrets = await synthExample("dev", true);
+});
+
+describe("names of the dev example (no replacement for existing stacks)", () => {
+  // Pinned from the dev example before any name handling changed: a different logical name is a new
+  // URN (delete + create), a different physical name a replacement — for RDS, a new database.
+  const golden = JSON.parse(
+    readFileSync(path.join(ROOT, "test", "golden", "aws", "dev-names.json"), "utf8"),
+  ) as {
+    resources: string[];
+    physicalNames: Record<string, string>;
+  };
+
+  it("every resource of the pinned dev example still exists under the same type and logical name", () => {
+    const now = new Set(dev.resources.filter((e) => e.custom).map((e) => `${e.type}::${e.name}`));
+    expect(golden.resources.filter((r) => !now.has(r))).toEqual([]);
+  });
+
+  it("the names derived from the stack name are unchanged", () => {
+    for (const [key, value] of Object.entries(golden.physicalNames)) {
+      const [name, input] = [key.slice(0, key.lastIndexOf(".")), key.slice(key.lastIndexOf(".") + 1)];
+      const found = dev.resources.find((e) => e.custom && e.name === name);
+      expect(found?.inputs[input], key).toBe(value);
+    }
+  });
 });
 
 describe("network", () => {
@@ -265,7 +293,7 @@ describe("the database", () => {
 });
 
 describe("ECS", () => {
-  it("the api task runs migrations first (not essential), then the api server with a wget health check", () => {
+  it("the api task runs migrations first (not essential), then the api server with a /bin/wget health check", () => {
     const [migrate, attic] = containers(dev, "aws-ecs-api");
     expect(migrate).toMatchObject({
       name: "migrate",
@@ -279,7 +307,7 @@ describe("ECS", () => {
       dependsOn: [{ containerName: "migrate", condition: "SUCCESS" }],
       portMappings: [{ containerPort: 8080, protocol: "tcp" }],
       healthCheck: expect.objectContaining({
-        command: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"],
+        command: ["CMD", "/bin/wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"],
       }),
     });
     for (const c of [migrate!, attic!])
@@ -456,7 +484,6 @@ describe("load balancer, TLS and DNS", () => {
       port: 8080,
       protocol: "HTTP",
       targetType: "ip",
-      deregistrationDelay: 30,
       healthCheck: expect.objectContaining({ path: "/", matcher: "200" }),
     });
   });
@@ -504,12 +531,13 @@ describe("monitoring", () => {
     });
   });
 
-  it("alarm thresholds: no task, unhealthy 5 min, 5XX > 10/min, RDS CPU > 80 % for 10 min, < 2 GiB free", () => {
+  it("alarm thresholds: no healthy task, unhealthy 5 min, 5XX > 10/min, RDS CPU > 80 % for 10 min, < 2 GiB free", () => {
     const a = (n: string) => one(dev, "aws:cloudwatch/metricAlarm:MetricAlarm", `aws-monitoring-${n}`).inputs;
     expect(a("api-no-running-task")).toMatchObject({
-      metricName: "RunningTaskCount",
+      metricName: "HealthyHostCount",
       threshold: 1,
       comparisonOperator: "LessThanThreshold",
+      treatMissingData: "breaching",
     });
     expect(a("alb-unhealthy-targets")).toMatchObject({ threshold: 0, period: 60, evaluationPeriods: 5 });
     expect(a("http-5xx")).toMatchObject({ threshold: 10, comparisonOperator: "GreaterThanThreshold" });
@@ -554,7 +582,7 @@ describe("adopting existing infrastructure", () => {
     adopt = await synth({ stack: "adopt", config });
   });
 
-  it("registers no VPC, no RDS instance, no load balancer and no cluster", () => {
+  it("registers no VPC, no RDS instance, no load balancer and no cluster (so no Container Insights of its own)", () => {
     for (const type of [
       "aws:ec2/vpc:Vpc",
       "aws:ec2/subnet:Subnet",
@@ -616,6 +644,39 @@ describe("adopting existing infrastructure", () => {
     ]);
   });
 
+  it("the configured certificate is attached to the shared listener and retained on destroy", () => {
+    const cert = one(adopt, "aws:lb/listenerCertificate:ListenerCertificate");
+    expect(cert.inputs).toEqual({
+      listenerArn:
+        "arn:aws:elasticloadbalancing:eu-central-1:123456789012:listener/app/shared-alb/50dc6c495c0c9188/f2f7dc8efc522ab2",
+      certificateArn:
+        "arn:aws:acm:eu-central-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+    });
+    expect(cert.options.retainOnDelete).toBe(true);
+  });
+
+  it("the tasks reach the existing database only through its security group", () => {
+    expect(one(adopt, EGRESS, "aws-sg-tasks-to-database").inputs).toMatchObject({
+      referencedSecurityGroupId: "sg-0eee5555",
+      fromPort: 5433,
+      toPort: 5433,
+    });
+    expect(one(adopt, EGRESS, "aws-sg-tasks-to-database").inputs).not.toHaveProperty("cidrIpv4");
+  });
+
+  it("on the shared ALB the 5XX alarm counts only this target group, not the load balancer's own 5XX", () => {
+    const alarm = one(adopt, "aws:cloudwatch/metricAlarm:MetricAlarm", "aws-monitoring-http-5xx").inputs;
+    expect(JSON.stringify(alarm)).not.toContain("HTTPCode_ELB_5XX_Count");
+    expect(alarm.metricQueries).toContainEqual(
+      expect.objectContaining({
+        metric: expect.objectContaining({
+          metricName: "HTTPCode_Target_5XX_Count",
+          dimensions: expect.objectContaining({ TargetGroup: expect.stringMatching(/^targetgroup\//) }),
+        }),
+      }),
+    );
+  });
+
   it("alarms use the shared load balancer's dimension and skip the RDS alarms", () => {
     const names = all(adopt, "aws:cloudwatch/metricAlarm:MetricAlarm").map((a) => a.name);
     expect(names).not.toContain("aws-monitoring-rds-cpu");
@@ -623,5 +684,260 @@ describe("adopting existing infrastructure", () => {
       one(adopt, "aws:cloudwatch/metricAlarm:MetricAlarm", "aws-monitoring-alb-unhealthy-targets").inputs
         .dimensions,
     ).toMatchObject({ LoadBalancer: "app/shared-alb/50dc6c495c0c9188" });
+  });
+});
+
+describe("alarms reach someone", () => {
+  it("the alarm topic is not encrypted with alias/aws/sns, which CloudWatch cannot use (no key at all)", () => {
+    expect(one(dev, "aws:sns/topic:Topic").inputs).not.toHaveProperty("kmsMasterKeyId");
+  });
+
+  it("the stack output tells the subscriber to confirm the email subscription", () => {
+    expect((dev.outputs.aws as Record<string, string>).alarmEmailConfirmation).toMatch(
+      /ops@example\.com: click its link, or no alarm is delivered/,
+    );
+  });
+
+  it("every alarm uses a free metric (no Container Insights), the ALB ones scoped to this target group", () => {
+    const tg = /^targetgroup\/aws-lb-attic\//;
+    for (const a of all(dev, "aws:cloudwatch/metricAlarm:MetricAlarm")) {
+      expect(JSON.stringify(a.inputs), a.name).not.toContain("ContainerInsights");
+      const metrics = [
+        a.inputs,
+        ...((a.inputs.metricQueries as Array<{ metric?: Record<string, unknown> }> | undefined) ?? []).map(
+          (q) => q.metric ?? {},
+        ),
+      ];
+      for (const m of metrics) {
+        if (m.namespace !== "AWS/ApplicationELB") continue;
+        if (m.metricName === "HTTPCode_ELB_5XX_Count") continue;
+        expect((m.dimensions as Record<string, string>).TargetGroup, a.name).toMatch(tg);
+      }
+    }
+    expect(
+      one(dev, "aws:cloudwatch/metricAlarm:MetricAlarm", "aws-monitoring-api-no-running-task").inputs,
+    ).toMatchObject({
+      namespace: "AWS/ApplicationELB",
+      metricName: "HealthyHostCount",
+      statistic: "Minimum",
+    });
+  });
+
+  it("Container Insights is off by default, explicitly, on the cluster the program creates", () => {
+    expect(one(dev, "aws:ecs/cluster:Cluster").inputs.settings).toEqual([
+      { name: "containerInsights", value: "disabled" },
+    ]);
+  });
+});
+
+describe("deploys do not cut uploads", () => {
+  it("the target group drains a stopping task for 300 s and the container gets 120 s after SIGTERM", () => {
+    expect(one(dev, "aws:lb/targetGroup:TargetGroup").inputs.deregistrationDelay).toBe(300);
+    expect(containers(dev, "aws-ecs-api")[1]).toMatchObject({ name: "attic", stopTimeout: 120 });
+  });
+
+  it("the service's timeouts outlast drain, stop and health-check grace on top of ECS's 20 minutes", () => {
+    const svc = {
+      deregistrationDelaySeconds: 300,
+      stopTimeoutSeconds: 120,
+      healthCheckGracePeriodSeconds: 120,
+    };
+    expect(serviceTimeouts(svc as never)).toEqual({ create: "29m", update: "29m", delete: "29m" });
+    expect(serviceTimeouts({ ...svc, deregistrationDelaySeconds: 3600 } as never).update).toBe("84m");
+  });
+});
+
+describe("trust policies", () => {
+  const trust = (name: string) =>
+    JSON.parse(one(dev, "aws:iam/role:Role", name).inputs.assumeRolePolicy as string).Statement[0];
+
+  it("the task role trusts ECS tasks of this account and region only", () => {
+    expect(trust("aws-ecs-task").Condition).toEqual({
+      StringEquals: { "aws:SourceAccount": "123456789012" },
+      ArnLike: { "aws:SourceArn": "arn:aws:ecs:us-east-1:123456789012:*" },
+    });
+  });
+
+  it("the execution role trusts ECS on behalf of this account only", () => {
+    expect(trust("aws-ecs-execution").Condition).toEqual({
+      StringEquals: { "aws:SourceAccount": "123456789012" },
+    });
+  });
+
+  it("the GC scheduler role trusts schedules of this account's default group only", () => {
+    expect(trust("aws-ecs-gc-scheduler").Condition).toEqual({
+      StringEquals: { "aws:SourceAccount": "123456789012" },
+      ArnLike: { "aws:SourceArn": "arn:aws:scheduler:us-east-1:123456789012:schedule-group/default" },
+    });
+  });
+});
+
+describe("RDS upgrades and storage", () => {
+  it("storage autoscaling drift is ignored: allocatedStorage is only the initial size", () => {
+    expect(one(dev, "aws:rds/instance:Instance").options.ignoreChanges).toEqual(["allocatedStorage"]);
+  });
+
+  it("maxStorageGb below 110 % of storageGb (20/21) is a config error naming the least value", () => {
+    const blocks = exampleBlocks("dev") as Record<string, any>;
+    blocks["attic-infra:aws"].database.maxStorageGb = 21;
+    expect(() => loadConfig(toConfigMap(blocks))).toThrow(
+      /attic-infra:aws\.database\.maxStorageGb: 21 is below 110 % of storageGb 20; RDS storage autoscaling needs at least 22/,
+    );
+    blocks["attic-infra:aws"].database.maxStorageGb = 22;
+    expect(() => loadConfig(toConfigMap(blocks))).not.toThrow();
+  });
+
+  it("a new stack on PostgreSQL 13 (past RDS standard support) fails before anything is registered", async () => {
+    const blocks = exampleBlocks("dev") as Record<string, any>;
+    blocks["attic-infra:aws"].database.engineVersion = "13";
+    const error = await synth({ stack: "fresh", config: toConfigMap(blocks) }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(error?.message).toMatch(
+      /attic-infra:aws\.database\.engineVersion: PostgreSQL 13 left RDS standard support on 2026-02-28.*A new database must use a supported version: (\d+, )*18/,
+    );
+  });
+
+  it("an existing instance on a past-support version only gets a warning; unknown versions are errors for new stacks", () => {
+    const today = new Date("2026-11-27T12:00:00Z");
+    expect(engineVersionVerdict("13", { instanceExists: true, today })).toEqual({
+      warning: expect.stringMatching(/paid RDS Extended Support.*set engineVersion to 18/),
+    });
+    expect(engineVersionVerdict("14", { instanceExists: false, today })).toEqual({
+      warning: expect.stringMatching(/leaves RDS standard support on 2027-02-28 \(in 93 days\)/),
+    });
+    expect(engineVersionVerdict("17", { instanceExists: false, today })).toEqual({});
+    expect(engineVersionVerdict("19", { instanceExists: false, today }).error).toMatch(
+      /"19" is not a PostgreSQL major version RDS offers/,
+    );
+    // The last day of standard support is still inside it.
+    expect(
+      engineVersionVerdict("13", { instanceExists: false, today: new Date("2026-02-28T20:00:00Z") }),
+    ).toEqual({ warning: expect.stringMatching(/in 0 days/) });
+  });
+});
+
+describe("a stack named prod_eu.v2, upgrading PostgreSQL 16 → 17", () => {
+  let next: SynthResult;
+  beforeAll(async () => {
+    const blocks = exampleBlocks("dev") as Record<string, any>;
+    blocks["attic-infra:aws"].database.engineVersion = "17";
+    next = await synth({ stack: "prod_eu.v2", config: toConfigMap(blocks) });
+  });
+
+  it("synthesizes with valid snapshot, task family and dashboard names", () => {
+    const snapshot = one(next, "aws:rds/instance:Instance").inputs.finalSnapshotIdentifier as string;
+    expect(snapshot).toMatch(NAME_RULES.rdsSnapshot.valid);
+    expect(snapshot).toMatch(/^attic-infra-prod-eu-v2-final-[0-9a-f]{6}$/);
+    for (const t of all(next, "aws:ecs/taskDefinition:TaskDefinition"))
+      expect(t.inputs.family).toMatch(/^attic-infra-prod_eu-v2-(api|gc)-[0-9a-f]{6}$/);
+    expect(one(next, "aws:cloudwatch/dashboard:Dashboard").inputs.dashboardName).toMatch(
+      NAME_RULES.dashboard.valid,
+    );
+  });
+
+  it("the sanitiser keeps valid names, and keeps rewritten ones distinct and within the limit", () => {
+    expect(awsName("attic-infra-dev-final", NAME_RULES.rdsSnapshot)).toBe("attic-infra-dev-final");
+    const a = awsName("attic-infra-prod_eu-final", NAME_RULES.rdsSnapshot);
+    const b = awsName("attic-infra-prod.eu-final", NAME_RULES.rdsSnapshot);
+    expect(a).not.toBe(b);
+    const long = awsName(`attic-infra-${"x.".repeat(200)}-api`, NAME_RULES.ecsFamily);
+    expect(long.length).toBeLessThanOrEqual(255);
+    expect(long).toMatch(NAME_RULES.ecsFamily.valid);
+    expect(awsName("9--lives-", NAME_RULES.rdsSnapshot)).toMatch(NAME_RULES.rdsSnapshot.valid);
+  });
+
+  it("the instance stays on a valid parameter group through the whole 16 → 17 update", () => {
+    // Pulumi's order for a replaced resource with dependents (create-before-delete, the default):
+    // create the replacement, update the dependents, delete the old one last. RDS refuses to delete a
+    // parameter group an instance still uses, and a modification without applyImmediately waits for
+    // the maintenance window. Model those steps on what the program registers.
+    const before = one(dev, "aws:rds/parameterGroup:ParameterGroup");
+    const after = one(next, "aws:rds/parameterGroup:ParameterGroup");
+    const instance = one(next, "aws:rds/instance:Instance");
+    expect([before.inputs.family, after.inputs.family]).toEqual(["postgres16", "postgres17"]);
+    expect(after.name).toBe(before.name); // same URN: a replacement, not a delete + unrelated create
+    expect(after.inputs).not.toHaveProperty("name"); // auto-named: old and new can coexist
+    expect(after.options.deleteBeforeReplace).toBe(false);
+    expect(instance.inputs).toMatchObject({
+      engineVersion: "17",
+      allowMajorVersionUpgrade: true,
+      applyImmediately: true,
+      parameterGroupName: expect.stringMatching(/^aws-database-params-[0-9a-f]{7}$/),
+    });
+
+    const groups = new Set(["old"]);
+    let attached = "old";
+    const steps: Array<() => void> = [
+      () => groups.add("new"),
+      () => {
+        if (instance.inputs.applyImmediately === true) attached = "new";
+      },
+      () => {
+        if (attached === "old") throw new Error("InvalidDBParameterGroupState: the old group is in use");
+        groups.delete("old");
+      },
+    ];
+    for (const step of steps) {
+      step();
+      expect(groups.has(attached)).toBe(true);
+    }
+    expect([...groups]).toEqual(["new"]);
+  });
+});
+
+describe("config of shared infrastructure", () => {
+  const problems = (change: (aws: Record<string, any>) => void): string[] => {
+    const blocks = exampleBlocks("dev") as Record<string, any>;
+    change(blocks["attic-infra:aws"]);
+    try {
+      loadConfig(toConfigMap(blocks));
+      return [];
+    } catch (err) {
+      return (err as { problems?: string[] }).problems ?? [String(err)];
+    }
+  };
+  const existingVpc = (aws: Record<string, any>) =>
+    (aws.network = { vpcId: "vpc-0abc", privateSubnetIds: ["subnet-0a", "subnet-0b"] });
+
+  it("Container Insights is refused on a cluster the stack does not own", () => {
+    expect(
+      problems((aws) => {
+        aws.containerInsights = true;
+        aws.service.clusterArn = "arn:aws:ecs:us-east-1:123456789012:cluster/shared";
+      }),
+    ).toEqual([expect.stringMatching(/^attic-infra:aws\.containerInsights: is a setting of the cluster/)]);
+  });
+
+  it("an existing VPC needs public subnets only for a dedicated ALB or public-ip tasks", () => {
+    expect(problems(existingVpc)).toEqual([
+      expect.stringMatching(
+        /^attic-infra:aws\.network\.publicSubnetIds: is required with vpcId and a dedicated load balancer/,
+      ),
+    ]);
+    expect(
+      problems((aws) => {
+        existingVpc(aws);
+        aws.loadBalancer = {
+          existing: {
+            listenerArn:
+              "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/shared/50dc6c495c0c9188/f2f7dc8efc522ab2",
+            securityGroupId: "sg-0fff6666",
+            rulePriority: 7,
+          },
+        };
+      }),
+    ).toEqual([]);
+  });
+
+  it("in an existing VPC the tasks default to its private subnets without public IPs", () => {
+    const blocks = exampleBlocks("dev") as Record<string, any>;
+    existingVpc(blocks["attic-infra:aws"]);
+    blocks["attic-infra:aws"].network.publicSubnetIds = ["subnet-0c", "subnet-0d"];
+    expect(loadConfig(toConfigMap(blocks)).config.aws!.network).toMatchObject({
+      mode: "existing",
+      egress: "nat-gateway",
+    });
   });
 });

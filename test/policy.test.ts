@@ -8,6 +8,7 @@ import type { ResourceValidationArgs } from "@pulumi/policy";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   databaseSafety,
+  deliverableAlarms,
   encryptionAtRest,
   noOpenIngress,
   noPlaintextSecretsInTasks,
@@ -158,12 +159,24 @@ describe("a copy breaking one rule fails that rule", () => {
     );
   });
 
-  it("an unencrypted alarm topic", () => {
-    expectFails(
-      mutate(dev, "aws:sns/topic:Topic", (i) => delete i.kmsMasterKeyId),
-      encryptionAtRest,
-      /kmsMasterKeyId/,
-    );
+  it("an alarm topic encrypted with the AWS-managed key (alias or alias ARN), which CloudWatch cannot use", () => {
+    for (const key of ["alias/aws/sns", "arn:aws:kms:us-east-1:123456789012:alias/aws/sns"]) {
+      expectFails(
+        mutate(dev, "aws:sns/topic:Topic", (i) => (i.kmsMasterKeyId = key)),
+        deliverableAlarms,
+        /CloudWatch cannot publish to a topic encrypted with the AWS-managed key/,
+      );
+    }
+  });
+
+  it("accepts an alarm topic without encryption or with a customer-managed key", () => {
+    expect(violations(dev.resources, deliverableAlarms)).toEqual([]);
+    expect(
+      violations(
+        mutate(dev, "aws:sns/topic:Topic", (i) => (i.kmsMasterKeyId = "alias/attic-alarms")),
+        deliverableAlarms,
+      ),
+    ).toEqual([]);
   });
 
   it("a public, unprotected database with one day of backups", () => {

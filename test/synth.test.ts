@@ -40,6 +40,7 @@ describe("site selection", () => {
 
   it("each site exports one structured output", () => {
     expect(Object.keys(dev.outputs.aws as object).sort()).toEqual([
+      "alarmEmailConfirmation",
       "alarmTopicArn",
       "bucketName",
       "caches",

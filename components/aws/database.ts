@@ -5,11 +5,22 @@
  *
  * The master password is ours (random.RandomPassword in a Secrets Manager secret), not RDS-managed:
  * managed passwords rotate, and ECS reads secrets only when a task starts.
+ *
+ * A major upgrade (`engineVersion` 16 → 17) is one `pulumi up`. The parameter group's family
+ * (`postgres<major>`) is immutable, so Pulumi replaces the group — create-before-delete, and its
+ * physical name is auto-generated, so old and new coexist. The instance update then switches engine
+ * version and parameter group in one ModifyDBInstance, applied immediately
+ * (`allowMajorVersionUpgrade`), and only after that does Pulumi delete the old group, which no
+ * instance uses any more. With `applyImmediately: false` the modification would wait for the
+ * maintenance window and the old group's deletion would fail while the instance still uses it.
+ * Consequence: every change to the instance takes effect at `pulumi up`, not in the maintenance
+ * window — choose when to run it.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { AwsConfig } from "../../config/schema";
+import { awsName, NAME_RULES } from "./names";
 
 export const DATABASE_NAME = "attic";
 export const DATABASE_USER = "attic";
@@ -103,13 +114,15 @@ export class Database extends pulumi.ComponentResource {
         backupRetentionPeriod: d.backupRetentionDays,
         deletionProtection: true,
         skipFinalSnapshot: false,
-        finalSnapshotIdentifier: `attic-infra-${stack}-final`,
+        finalSnapshotIdentifier: awsName(`attic-infra-${stack}-final`, NAME_RULES.rdsSnapshot),
         copyTagsToSnapshot: true,
         performanceInsightsEnabled: d.performanceInsights,
         ...(d.performanceInsights ? { performanceInsightsRetentionPeriod: 7 } : {}),
-        applyImmediately: false,
+        allowMajorVersionUpgrade: true,
+        applyImmediately: true,
       },
-      { ...child, protect: true, retainOnDelete: true },
+      // Storage autoscaling raises allocatedStorage behind Pulumi's back; storageGb is the initial size.
+      { ...child, protect: true, retainOnDelete: true, ignoreChanges: ["allocatedStorage"] },
     );
     this.host = instance.address;
     this.port = instance.port;

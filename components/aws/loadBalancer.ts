@@ -3,7 +3,12 @@
  * HTTPS redirect, access logs), or a host-header rule on an existing shared ALB's HTTPS listener.
  *
  * The idle timeout defaults to an hour: one NAR upload is one streamed PUT with no Content-Length,
- * and the ALB's default 60 s cuts large uploads (attic #170).
+ * and the ALB's default 60 s cuts large uploads (attic #170). For the same reason a stopping task is
+ * drained for `service.deregistrationDelaySeconds` (default 300 s), not the 30 s it used to be.
+ *
+ * On a shared listener the site's certificate is attached with a ListenerCertificate: adding a
+ * certificate the listener already has is a no-op in AWS (AddListenerCertificates), and a
+ * certificate from config is retained on delete — it may serve another application on that listener.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
@@ -18,8 +23,10 @@ export interface LoadBalancerArgs {
   publicSubnetIds: pulumi.Input<string[]>;
   securityGroupId: pulumi.Input<string>;
   certificateArn: pulumi.Input<string>;
-  /** True when the program issued the certificate: a shared listener must then be given it. */
+  /** True when the program issued the certificate (it goes when the stack goes). */
   ownCertificate: boolean;
+  /** Target group deregistration delay (drain) in seconds. */
+  deregistrationDelaySeconds: number;
 }
 
 /** `arn:…:listener/app/<name>/<id>/<listener id>` → `arn:…:loadbalancer/app/<name>/<id>` */
@@ -58,7 +65,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
         port: ATTIC_PORT,
         protocol: "HTTP",
         targetType: "ip",
-        deregistrationDelay: 30,
+        deregistrationDelay: args.deregistrationDelaySeconds,
         // `GET /` answers 200 without auth or database; there is no /v1/healthz.
         healthCheck: {
           path: "/",
@@ -89,16 +96,14 @@ export class LoadBalancer extends pulumi.ComponentResource {
         },
         child,
       );
-      this.ready = [rule];
-      if (args.ownCertificate) {
-        this.ready.push(
-          new aws.lb.ListenerCertificate(
-            `${name}-attic`,
-            { listenerArn: lb.listenerArn, certificateArn: args.certificateArn },
-            child,
-          ),
-        );
-      }
+      this.ready = [
+        rule,
+        new aws.lb.ListenerCertificate(
+          `${name}-attic`,
+          { listenerArn: lb.listenerArn, certificateArn: args.certificateArn },
+          { ...child, retainOnDelete: !args.ownCertificate },
+        ),
+      ];
       this.arnSuffix = pulumi.output(lbArn.replace(/^.*:loadbalancer\//, ""));
       this.dnsName = existing.dnsName;
       this.zoneId = existing.zoneId;

@@ -1,16 +1,25 @@
 /**
  * Alarms that page someone before users notice, on one SNS topic, and a dashboard of the same
- * metrics: no running api task, unhealthy targets, 5XX answers, database CPU and free storage, and
+ * metrics: no healthy api task, unhealthy targets, 5XX answers, database CPU and free storage, and
  * the chunk bucket outgrowing its budget.
+ *
+ * Every alarm uses a free metric scoped to this service: `AWS/ApplicationELB` by target group (on a
+ * shared ALB the load balancer's own metrics count every application), `AWS/RDS`, `AWS/S3`. None
+ * depends on Container Insights, which may be off (it is, by default) or belong to another team's
+ * cluster.
+ *
+ * The topic is NOT encrypted, by choice: CloudWatch cannot publish to a topic encrypted with the
+ * AWS-managed key `alias/aws/sns` (its key policy cannot grant cloudwatch.amazonaws.com), so such a
+ * topic silently drops every alarm. A customer-managed key would work (≈ $1/month) but an alarm
+ * message holds nothing a key protects: alarm names, metric values, thresholds.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { AwsConfig } from "../../config/schema";
+import { awsName, NAME_RULES } from "./names";
 
 export interface MonitoringArgs {
   aws: AwsConfig;
-  clusterName: pulumi.Input<string>;
-  serviceName: pulumi.Input<string>;
   loadBalancerArnSuffix: pulumi.Input<string>;
   targetGroupArnSuffix: pulumi.Input<string>;
   /** The dedicated RDS instance, if any. */
@@ -31,13 +40,15 @@ const BUCKET_STORAGE_TYPES = [
 export class Monitoring extends pulumi.ComponentResource {
   public readonly topicArn: pulumi.Output<string>;
   public readonly alarmNames: pulumi.Output<string[]>;
+  /** What the person at `alarms.email` must do before any alarm reaches them; undefined without one. */
+  public readonly emailConfirmation?: string;
 
   constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
     super("attic:aws:Monitoring", name, {}, opts);
     const child = { parent: this };
     const a = args.aws;
 
-    const topic = new aws.sns.Topic(`${name}-alarms`, { kmsMasterKeyId: "alias/aws/sns" }, child);
+    const topic = new aws.sns.Topic(`${name}-alarms`, {}, child);
     this.topicArn = topic.arn;
     if (a.alarms.email) {
       new aws.sns.TopicSubscription(
@@ -45,18 +56,23 @@ export class Monitoring extends pulumi.ComponentResource {
         { topic: topic.arn, protocol: "email", endpoint: a.alarms.email },
         child,
       );
+      // An email subscription stays PendingConfirmation, delivering nothing, until its link is clicked.
+      this.emailConfirmation = `AWS has sent a confirmation email to ${a.alarms.email}: click its link, or no alarm is delivered (the subscription stays PendingConfirmation)`;
     }
     const actions = { alarmActions: [topic.arn], okActions: [topic.arn] };
     const alb = { LoadBalancer: args.loadBalancerArnSuffix, TargetGroup: args.targetGroupArnSuffix };
+    // The load balancer's own 5XX count covers every target group behind it: ours only on our ALB.
+    const dedicatedAlb = a.loadBalancer.mode === "dedicated";
     const alarms: aws.cloudwatch.MetricAlarm[] = [];
     const alarm = (id: string, spec: aws.cloudwatch.MetricAlarmArgs) =>
       alarms.push(new aws.cloudwatch.MetricAlarm(`${name}-${id}`, { ...actions, ...spec }, child));
 
+    // The logical name predates the metric: renaming it would replace the alarm for nothing.
     alarm("api-no-running-task", {
-      alarmDescription: "No atticd api task is running: the cache is down.",
-      namespace: "ECS/ContainerInsights",
-      metricName: "RunningTaskCount",
-      dimensions: { ClusterName: args.clusterName, ServiceName: args.serviceName },
+      alarmDescription: "No atticd api task passes the load balancer's health check: the cache is down.",
+      namespace: "AWS/ApplicationELB",
+      metricName: "HealthyHostCount",
+      dimensions: alb,
       statistic: "Minimum",
       period: 60,
       evaluationPeriods: 2,
@@ -77,7 +93,9 @@ export class Monitoring extends pulumi.ComponentResource {
       treatMissingData: "notBreaching",
     });
     alarm("http-5xx", {
-      alarmDescription: "More than 10 5XX answers a minute (load balancer + atticd).",
+      alarmDescription: dedicatedAlb
+        ? "More than 10 5XX answers a minute (load balancer + atticd)."
+        : "More than 10 5XX answers a minute from atticd (this target group on the shared load balancer).",
       comparisonOperator: "GreaterThanThreshold",
       threshold: 10,
       evaluationPeriods: 1,
@@ -85,20 +103,24 @@ export class Monitoring extends pulumi.ComponentResource {
       metricQueries: [
         {
           id: "total",
-          expression: "FILL(elb, 0) + FILL(target, 0)",
+          expression: dedicatedAlb ? "FILL(elb, 0) + FILL(target, 0)" : "FILL(target, 0)",
           label: "5XX per minute",
           returnData: true,
         },
-        {
-          id: "elb",
-          metric: {
-            namespace: "AWS/ApplicationELB",
-            metricName: "HTTPCode_ELB_5XX_Count",
-            dimensions: { LoadBalancer: args.loadBalancerArnSuffix },
-            stat: "Sum",
-            period: 60,
-          },
-        },
+        ...(dedicatedAlb
+          ? [
+              {
+                id: "elb",
+                metric: {
+                  namespace: "AWS/ApplicationELB",
+                  metricName: "HTTPCode_ELB_5XX_Count",
+                  dimensions: { LoadBalancer: args.loadBalancerArnSuffix },
+                  stat: "Sum",
+                  period: 60,
+                },
+              },
+            ]
+          : []),
         {
           id: "target",
           metric: {
@@ -175,19 +197,19 @@ export class Monitoring extends pulumi.ComponentResource {
     new aws.cloudwatch.Dashboard(
       `${name}-dashboard`,
       {
-        dashboardName: `attic-infra-${pulumi.getStack()}`,
+        dashboardName: awsName(`attic-infra-${pulumi.getStack()}`, NAME_RULES.dashboard),
         dashboardBody: pulumi.jsonStringify({
           widgets: [
             widget(
-              "api tasks",
+              "healthy api tasks",
               [
                 [
-                  "ECS/ContainerInsights",
-                  "RunningTaskCount",
-                  "ClusterName",
-                  args.clusterName,
-                  "ServiceName",
-                  args.serviceName,
+                  "AWS/ApplicationELB",
+                  "HealthyHostCount",
+                  "LoadBalancer",
+                  args.loadBalancerArnSuffix,
+                  "TargetGroup",
+                  args.targetGroupArnSuffix,
                   { stat: "Minimum" },
                 ],
               ],
@@ -197,8 +219,24 @@ export class Monitoring extends pulumi.ComponentResource {
             widget(
               "requests and 5XX",
               [
-                ["AWS/ApplicationELB", "RequestCount", "LoadBalancer", args.loadBalancerArnSuffix],
-                ["AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "LoadBalancer", args.loadBalancerArnSuffix],
+                [
+                  "AWS/ApplicationELB",
+                  "RequestCount",
+                  "LoadBalancer",
+                  args.loadBalancerArnSuffix,
+                  "TargetGroup",
+                  args.targetGroupArnSuffix,
+                ],
+                ...(dedicatedAlb
+                  ? [
+                      [
+                        "AWS/ApplicationELB",
+                        "HTTPCode_ELB_5XX_Count",
+                        "LoadBalancer",
+                        args.loadBalancerArnSuffix,
+                      ],
+                    ]
+                  : []),
                 [
                   "AWS/ApplicationELB",
                   "HTTPCode_Target_5XX_Count",

@@ -2,8 +2,10 @@
  * The VPC the site runs in: created (public and private subnets per AZ, an S3 gateway endpoint,
  * optionally one NAT gateway) or adopted from ids in config.
  *
- * Default egress is `public-ip`: tasks sit in public subnets with a public IP, and their security
- * group admits only the load balancer. That avoids a NAT gateway (≈ $33/month each before data).
+ * In a VPC the program creates, the default egress is `public-ip`: tasks sit in public subnets with a
+ * public IP, and their security group admits only the load balancer. That avoids a NAT gateway
+ * (≈ $33/month each before data). In an existing VPC the default is its private subnets, without
+ * public IPs: shared infrastructure already has its egress (and should have an S3 gateway endpoint).
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";

@@ -114,10 +114,13 @@ export class SecurityGroups extends pulumi.ComponentResource {
           description: "PostgreSQL from the attic-infra tasks",
         });
       }
-      // The existing database's address is not known here; its own security group does the limiting.
+      // To the database's own group when config names it; otherwise its address is not known here
+      // (a host name may resolve anywhere) and its own security group does the limiting.
       egress("tasks-to-database", {
         securityGroupId: tasks.id,
-        cidrIpv4: "0.0.0.0/0",
+        ...(db.securityGroupId
+          ? { referencedSecurityGroupId: db.securityGroupId }
+          : { cidrIpv4: "0.0.0.0/0" }),
         ipProtocol: "tcp",
         fromPort: db.port,
         toPort: db.port,

@@ -9,12 +9,18 @@
  *   `gc: service` one always-on `--mode garbage-collector` task — never two at once.
  *
  * Both get atticd's TOML through ATTIC_SERVER_CONFIG_BASE64 and the database password as PGPASSWORD
- * from Secrets Manager. IAM is scoped to the ARNs involved.
+ * from Secrets Manager. IAM is scoped to the ARNs involved; each role trusts its service only on
+ * behalf of this account (aws:SourceAccount, plus aws:SourceArn where the service sets it).
+ *
+ * Stopping an api task (deploy, scale-in) drains it first: the load balancer stops sending new
+ * requests and lets running ones finish for `deregistrationDelaySeconds`; then ECS sends SIGTERM and,
+ * `stopTimeoutSeconds` later, SIGKILL. An upload that finishes within the drain is never cut.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { parseHumantime } from "../../config/humantime";
 import type { AtticConfig, AwsConfig } from "../../config/schema";
+import { awsName, NAME_RULES } from "./names";
 import { ATTIC_PORT } from "./securityGroups";
 import type { PolicyStatement } from "./storage";
 
@@ -53,11 +59,45 @@ export function rateExpression(interval: string): string | undefined {
   return `rate(${minutes} ${minutes === 1 ? "minute" : "minutes"})`;
 }
 
-const assumeRole = (service: string) =>
-  JSON.stringify({
+/**
+ * A trust policy for an AWS service acting for this account only (confused-deputy protection):
+ * `aws:SourceAccount` always, `aws:SourceArn` when given.
+ */
+export function assumeRolePolicy(
+  service: string,
+  account: pulumi.Input<string>,
+  sourceArn?: pulumi.Input<string>,
+): pulumi.Output<string> {
+  return pulumi.jsonStringify({
     Version: "2012-10-17",
-    Statement: [{ Effect: "Allow", Principal: { Service: service }, Action: "sts:AssumeRole" }],
+    Statement: [
+      {
+        Effect: "Allow",
+        Principal: { Service: service },
+        Action: "sts:AssumeRole",
+        Condition: {
+          StringEquals: { "aws:SourceAccount": account },
+          ...(sourceArn ? { ArnLike: { "aws:SourceArn": sourceArn } } : {}),
+        },
+      },
+    ],
   });
+}
+
+/**
+ * Pulumi's timeouts for the api service: ECS's defaults (20 minutes) plus the time a deployment may
+ * legitimately spend draining and stopping the old tasks and starting new ones, so that
+ * waitForSteadyState outlasts the drain.
+ */
+export function serviceTimeouts(svc: AwsConfig["service"]): {
+  create: string;
+  update: string;
+  delete: string;
+} {
+  const drain = svc.deregistrationDelaySeconds + svc.stopTimeoutSeconds + svc.healthCheckGracePeriodSeconds;
+  const minutes = `${20 + Math.ceil(drain / 60)}m`;
+  return { create: minutes, update: minutes, delete: minutes };
+}
 
 export class Service extends pulumi.ComponentResource {
   public readonly clusterArn: pulumi.Output<string>;
@@ -90,9 +130,10 @@ export class Service extends pulumi.ComponentResource {
       this.clusterArn = pulumi.output(svc.clusterArn);
       this.clusterName = pulumi.output(svc.clusterArn.replace(/^.*:cluster\//, ""));
     } else {
+      // Explicitly off unless asked for: an account-level default could otherwise turn it on.
       const cluster = new aws.ecs.Cluster(
         `${name}-cluster`,
-        { settings: [{ name: "containerInsights", value: "enabled" }] },
+        { settings: [{ name: "containerInsights", value: site.containerInsights ? "enabled" : "disabled" }] },
         child,
       );
       this.clusterArn = cluster.arn;
@@ -105,6 +146,16 @@ export class Service extends pulumi.ComponentResource {
       child,
     );
     this.logGroupName = logGroup.name;
+    const region = aws.getRegionOutput({}, child).region;
+    const account = aws.getCallerIdentityOutput({}, child).accountId;
+    // The task role: AWS documents both conditions for it (ECS "Task IAM role"). The execution role
+    // is assumed by ECS's agent while it starts a task; it gets the account condition only.
+    const taskTrust = assumeRolePolicy(
+      "ecs-tasks.amazonaws.com",
+      account,
+      pulumi.interpolate`arn:aws:ecs:${region}:${account}:*`,
+    );
+    const executionTrust = assumeRolePolicy("ecs-tasks.amazonaws.com", account);
 
     // Execution role: what ECS itself does to start a task — write logs, read the one secret, pull.
     const executionStatements: PolicyStatement[] = [
@@ -138,7 +189,7 @@ export class Service extends pulumi.ComponentResource {
       `${name}-execution`,
       {
         description: "ECS starts attic tasks: logs, the database password secret",
-        assumeRolePolicy: assumeRole("ecs-tasks.amazonaws.com"),
+        assumeRolePolicy: executionTrust,
       },
       child,
     );
@@ -152,7 +203,7 @@ export class Service extends pulumi.ComponentResource {
       `${name}-task`,
       {
         description: "atticd: read and write its chunk bucket",
-        assumeRolePolicy: assumeRole("ecs-tasks.amazonaws.com"),
+        assumeRolePolicy: taskTrust,
       },
       child,
     );
@@ -164,7 +215,6 @@ export class Service extends pulumi.ComponentResource {
     this.executionRoleArn = executionRole.arn;
     this.taskRoleArn = taskRole.arn;
 
-    const region = aws.getRegionOutput({}, child).region;
     const environment = [
       {
         name: "ATTIC_SERVER_CONFIG_BASE64",
@@ -190,7 +240,7 @@ export class Service extends pulumi.ComponentResource {
       new aws.ecs.TaskDefinition(
         `${name}-${id}`,
         {
-          family: `attic-infra-${stack}-${id}`,
+          family: awsName(`attic-infra-${stack}-${id}`, NAME_RULES.ecsFamily),
           cpu: String(svc.cpu),
           memory: String(svc.memory),
           networkMode: "awsvpc",
@@ -209,8 +259,10 @@ export class Service extends pulumi.ComponentResource {
         essential: true,
         dependsOn: [{ containerName: "migrate", condition: "SUCCESS" }],
         portMappings: [{ containerPort: ATTIC_PORT, protocol: "tcp" }],
+        stopTimeout: svc.stopTimeoutSeconds,
+        // An absolute path: the image sets no PATH we could rely on.
         healthCheck: {
-          command: ["CMD", "wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${ATTIC_PORT}/`],
+          command: ["CMD", "/bin/wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${ATTIC_PORT}/`],
           interval: 15,
           timeout: 5,
           retries: 3,
@@ -245,7 +297,12 @@ export class Service extends pulumi.ComponentResource {
         waitForSteadyState: true,
       },
       // Autoscaling owns the task count after creation.
-      { ...child, dependsOn: args.loadBalancerReady, ignoreChanges: ["desiredCount"] },
+      {
+        ...child,
+        dependsOn: args.loadBalancerReady,
+        ignoreChanges: ["desiredCount"],
+        customTimeouts: serviceTimeouts(svc),
+      },
     );
     this.serviceName = this.apiService.name;
 
@@ -333,7 +390,12 @@ export class Service extends pulumi.ComponentResource {
           `${name}-gc-scheduler`,
           {
             description: "EventBridge Scheduler starts the attic GC task",
-            assumeRolePolicy: assumeRole("scheduler.amazonaws.com"),
+            // Schedules of this account's default group only.
+            assumeRolePolicy: assumeRolePolicy(
+              "scheduler.amazonaws.com",
+              account,
+              pulumi.interpolate`arn:aws:scheduler:${region}:${account}:schedule-group/default`,
+            ),
           },
           child,
         );

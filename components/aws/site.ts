@@ -31,6 +31,7 @@ export class AwsSite extends pulumi.ComponentResource {
   public readonly logGroup: pulumi.Output<string>;
   public readonly gcRunTask: Service["gcRunTask"];
   public readonly alarmTopicArn: pulumi.Output<string>;
+  public readonly alarmEmailConfirmation?: string;
   public readonly caches: pulumi.Output<Record<string, CacheOutput>>;
   public readonly tokens: pulumi.Output<Record<string, string>>;
   public readonly nixConf: pulumi.Output<string>;
@@ -76,6 +77,7 @@ export class AwsSite extends pulumi.ComponentResource {
         securityGroupId: groups.albId,
         certificateArn: certificate.certificateArn,
         ownCertificate: site.dns !== undefined,
+        deregistrationDelaySeconds: site.service.deregistrationDelaySeconds,
       },
       child,
     );
@@ -129,8 +131,6 @@ export class AwsSite extends pulumi.ComponentResource {
       `${name}-monitoring`,
       {
         aws: site,
-        clusterName: service.clusterName,
-        serviceName: service.serviceName,
         loadBalancerArnSuffix: lb.arnSuffix,
         targetGroupArnSuffix: lb.targetGroupArnSuffix,
         ...(database.instanceIdentifier ? { databaseInstanceId: database.instanceIdentifier } : {}),
@@ -156,6 +156,7 @@ export class AwsSite extends pulumi.ComponentResource {
     this.logGroup = service.logGroupName;
     this.gcRunTask = service.gcRunTask;
     this.alarmTopicArn = monitoring.topicArn;
+    if (monitoring.emailConfirmation) this.alarmEmailConfirmation = monitoring.emailConfirmation;
     this.caches = server.caches;
     this.tokens = server.tokens;
     this.nixConf = server.nixConf;

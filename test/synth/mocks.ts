@@ -90,6 +90,10 @@ function awsFakes(type: string, name: string, inputs: Record<string, unknown>, r
     case "aws:ecs/cluster:Cluster":
       Object.assign(state, { name: inputs.name ?? name });
       break;
+    case "aws:rds/parameterGroup:ParameterGroup":
+      // Pulumi auto-names it like a bucket: the logical name and a random suffix.
+      Object.assign(state, { name: inputs.name ?? `${name}-${suffix.slice(0, 7)}` });
+      break;
     case "aws:cloudwatch/logGroup:LogGroup":
       Object.assign(state, {
         name: inputs.name ?? name,
@@ -176,6 +180,9 @@ export function makeMocks(region: string): pulumi.runtime.Mocks {
             zoneId: "Z35SXDOTRQ7X7K",
           };
         }
+        case "aws:rds/getInstances:getInstances":
+          // No instance carries this stack's tags: every synth is a new stack.
+          return { id: region, instanceArns: [], instanceIdentifiers: [] };
         case "aws:elb/getServiceAccount:getServiceAccount":
           return { arn: "arn:aws:iam::127311923021:root", id: "127311923021" };
       }
