@@ -14,14 +14,8 @@ import { recordArtifact } from "../artifacts";
 import { AtticServer, type CacheOutput } from "../attic/server";
 import { type AtticSettings, renderToml } from "../attic/settings";
 import { NixosHost, type ServiceSpec } from "../nixosHost/host";
-import { asRoot } from "../nixosHost/scripts";
-import {
-  certificateWaitScript,
-  vpsEnvironmentFile,
-  vpsListen,
-  vpsModuleOptions,
-  vpsModuleText,
-} from "./module";
+import { vpsModule } from "../../nixos/vpsModule";
+import { certificateWaitScript, vpsEnvironmentFile, vpsListen, vpsModuleOptions } from "./module";
 
 export interface VpsSiteArgs {
   attic: AtticConfig;
@@ -79,7 +73,7 @@ export class VpsSite extends pulumi.ComponentResource {
     const stack = pulumi.getStack();
     const options = vpsModuleOptions(attic, vps, stack);
     this.settings = options.settings;
-    const module = vpsModuleText(attic, vps, stack);
+    const module = vpsModule(options);
     const env = pulumi.secret(args.signingKey.privateKeyPem.apply((pem) => vpsEnvironmentFile(pem, vps)));
 
     if (vps.insecureIgnoreHostKey) {
@@ -88,16 +82,17 @@ export class VpsSite extends pulumi.ComponentResource {
         this,
       );
     }
+    const connection = {
+      host: vps.host,
+      port: vps.port,
+      user: vps.user,
+      ...(vps.hostKey ? { hostKey: vps.hostKey } : {}),
+      ...(vps.privateKey ? { privateKey: pulumi.secret(vps.privateKey) } : {}),
+    };
     const host = new NixosHost(
       `${name}-nixos`,
       {
-        connection: {
-          host: vps.host,
-          port: vps.port,
-          user: vps.user,
-          ...(vps.hostKey ? { hostKey: vps.hostKey } : {}),
-          ...(vps.privateKey ? { privateKey: pulumi.secret(vps.privateKey) } : {}),
-        },
+        connection,
         ...(vps.flake ? { flake: vps.flake } : {}),
         module,
         environmentFile: env,
@@ -121,16 +116,9 @@ export class VpsSite extends pulumi.ComponentResource {
     const certified = new command.remote.Command(
       `${name}-certificate`,
       {
-        connection: {
-          host: vps.host,
-          port: vps.port,
-          user: vps.user,
-          ...(vps.hostKey ? { hostKey: vps.hostKey } : {}),
-          ...(vps.privateKey ? { privateKey: pulumi.secret(vps.privateKey) } : {}),
-          dialErrorLimit: 10,
-          perDialTimeout: 15,
-        },
-        create: asRoot(certificate),
+        connection: { ...connection, dialErrorLimit: 10, perDialTimeout: 15 },
+        // curl needs no privileges.
+        create: certificate,
         triggers: [host.deployId],
       },
       { parent: this, dependsOn: [host.deployed] },
