@@ -5,7 +5,8 @@
 
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { type CacheOutput, type CacheSite, multiSiteNixConfSnippet } from "./components/attic/server";
+import { type CacheSite, multiSiteNixConfSnippet } from "./components/attic/nixConf";
+import type { CacheOutput } from "./components/attic/server";
 import { tokenSigningKey } from "./components/attic/signingKey";
 import { AwsSite } from "./components/aws/site";
 import { MikrotikSwitch } from "./components/mikrotik/switch";
@@ -61,6 +62,8 @@ async function main(): Promise<Record<string, unknown>> {
     : undefined;
   if (config.aws && provider) await checkEngineVersion(config.aws, provider);
   const signingKey = config.attic ? tokenSigningKey() : undefined;
+  // Public: `npm run verify` checks each exported token against it.
+  if (signingKey) outputs.tokenPublicKey = signingKey.publicKeyPem;
 
   // The cache sites of this stack, for the nix.conf snippets that list several of them.
   const cacheSites: Array<{ site: CacheSite; caches: pulumi.Output<Record<string, CacheOutput>> }> = [];
@@ -85,8 +88,16 @@ async function main(): Promise<Record<string, unknown>> {
       netrc: site.netrc,
     };
   }
+  // The office host gets its network from the switch: with both sites in one stack, the host
+  // deploys after the switch's confirm, and `pulumi destroy` tears the host down first.
+  const sw = config.mikrotik ? new MikrotikSwitch("mikrotik", { mikrotik: config.mikrotik }) : undefined;
   if (config.office && config.attic && signingKey) {
-    const site = new OfficeSite("office", { attic: config.attic, office: config.office, signingKey });
+    const site = new OfficeSite("office", {
+      attic: config.attic,
+      office: config.office,
+      signingKey,
+      ...(sw ? { dependsOn: [sw] } : {}),
+    });
     cacheSites.push({ site: "office", caches: site.caches });
     outputs.office = {
       endpoint: site.endpoint,
@@ -109,22 +120,19 @@ async function main(): Promise<Record<string, unknown>> {
       netrc: site.netrc,
     };
   }
-  if (cacheSites.length > 1 && config.attic) {
+  if (cacheSites.length > 1) {
     // Each site's clients get its caches and those of every farther site, nearest first by priority.
-    const priorities = Object.fromEntries(config.attic.caches.map((c) => [c.name, c.priority]));
     const all = pulumi.all(cacheSites.map((s) => s.caches));
     for (const { site } of cacheSites) {
       (outputs[site] as { nixConf: pulumi.Output<string> }).nixConf = all.apply((caches) =>
         multiSiteNixConfSnippet(
-          priorities,
           cacheSites.map((s, i) => ({ site: s.site, caches: caches[i]! })),
           site,
         ),
       );
     }
   }
-  if (config.mikrotik) {
-    const sw = new MikrotikSwitch("mikrotik", { mikrotik: config.mikrotik });
+  if (sw) {
     outputs.mikrotik = {
       gateway: sw.gateway,
       vlanId: sw.vlanId,

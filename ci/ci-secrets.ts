@@ -48,6 +48,11 @@ function run(
   return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "", missing };
 }
 
+/** The token CI gets unless --token says otherwise: `ci`, or the only one. CI pushes with it. */
+export function ciTokenName(tokens: string[]): string | undefined {
+  return tokens.includes("ci") ? "ci" : tokens.length === 1 ? tokens[0] : undefined;
+}
+
 /** What to set, from the stack outputs and the choices on the command line. */
 export function settingsFrom(
   outputs: unknown,
@@ -73,8 +78,7 @@ export function settingsFrom(
   const cache = site.caches[cacheName];
   if (!cache) throw new UsageError(`--cache ${cacheName}: no such cache (the site has ${caches.join(", ")})`);
   const tokens = Object.keys(site.tokens);
-  const tokenName =
-    choice.token ?? (tokens.includes("ci") ? "ci" : tokens.length === 1 ? tokens[0] : undefined);
+  const tokenName = choice.token ?? ciTokenName(tokens);
   if (!tokenName) {
     throw new UsageError(
       tokens.length === 0

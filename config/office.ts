@@ -1,5 +1,6 @@
 /** attic-infra:office — atticd on a NixOS host on the office LAN, deployed over SSH. */
 import { z } from "zod";
+import { windowShortfall } from "./deployBudget";
 import {
   evenIfInvalid,
   hasControlChar,
@@ -66,10 +67,19 @@ const officeStorage = z
         accessKeyId: s3Credential.optional(),
         secretAccessKey: s3Credential.optional(),
       })
-      .superRefine((s, ctx) => {
-        if ((s.accessKeyId === undefined) !== (s.secretAccessKey === undefined))
-          ctx.addIssue({ code: "custom", message: "set both accessKeyId and secretAccessKey, or neither" });
-      })
+      .superRefine((raw, ctx) => {
+        // atticd on the host is a systemd DynamicUser: no HOME (~/.aws), no instance role. The
+        // environment file is its only credential source.
+        const s = loose(raw);
+        for (const key of ["accessKeyId", "secretAccessKey"] as const) {
+          if (s[key] === undefined)
+            ctx.addIssue({
+              code: "custom",
+              path: [key],
+              message: `is required for S3 storage on the office host (atticd runs as a systemd DynamicUser with no other credential source); set it with \`pulumi config set --secret --path office.storage.s3.${key} <value>\``,
+            });
+        }
+      }, evenIfInvalid)
       .optional(),
   })
   .superRefine((raw, ctx) => {
@@ -101,8 +111,12 @@ export const officeSchema = z
     apiEndpoint,
     listen: listen.default("[::]:8080"),
     storage: officeStorage.prefault({}),
-    /** Seconds after which an unconfirmed switch rolls itself back. */
+    /** Seconds after which an unconfirmed deploy rolls itself back; must cover the deploy's budget. */
     rollbackTimeoutSeconds: int("seconds", 60, 3600).default(180),
+    /** Limit for the activation (`switch-to-configuration test`), inside the rollback window. */
+    activationTimeoutSeconds: int("seconds", 10, 3600).default(90),
+    /** How long atticd may take to answer after the activation, inside the rollback window. */
+    healthTimeoutSeconds: int("seconds", 5, 600).default(30),
     /** Limit for `nixos-rebuild build`, which runs before the rollback window opens. */
     buildTimeoutSeconds: int("seconds", 60, 86400).default(1800),
     /** `<flake dir>#<host>` for flake-based hosts, e.g. /etc/nixos#attic-cache. Unset: /etc/nixos/configuration.nix. */
@@ -122,5 +136,19 @@ export const officeSchema = z
       })
       .prefault({}),
   })
-  .superRefine(requireHostKey, evenIfInvalid);
+  .superRefine(requireHostKey, evenIfInvalid)
+  .superRefine((raw, ctx) => {
+    const o = loose(raw);
+    const window = typeof o.rollbackTimeoutSeconds === "number" ? o.rollbackTimeoutSeconds : 180;
+    const activationSeconds =
+      typeof o.activationTimeoutSeconds === "number" ? o.activationTimeoutSeconds : 90;
+    const healthSeconds = typeof o.healthTimeoutSeconds === "number" ? o.healthTimeoutSeconds : 30;
+    const shortfall = windowShortfall(window, { activationSeconds, healthSeconds });
+    if (shortfall)
+      ctx.addIssue({
+        code: "custom",
+        path: ["rollbackTimeoutSeconds"],
+        message: `${shortfall}; raise it, or lower activationTimeoutSeconds / healthTimeoutSeconds`,
+      });
+  }, evenIfInvalid);
 export type OfficeConfig = z.infer<typeof officeSchema>;

@@ -54,6 +54,25 @@ export function backupScript(backup: { dir: string; keep: number }, database = S
   ].join("\n");
 }
 
+/**
+ * The restore of a backup, as the runbook gives it (run as root on the host). atticd is a systemd
+ * DynamicUser: a file copied in by root stays root's, and atticd cannot open it; systemd fixes the
+ * ownership of the state directory itself, not of files put into it. A `-wal`/`-shm` pair left
+ * from the replaced database would be replayed into the restored one: they go first.
+ */
+export function restoreCommands(backupFile: string, stateDir = ATTICD_PRIVATE_STATE_DIR): string {
+  const db = `${stateDir}/server.db`;
+  return [
+    "systemctl stop atticd.service",
+    `rm -f ${db}-wal ${db}-shm`,
+    `cp ${backupFile} ${db}`,
+    `chown --reference=${stateDir} ${db}`,
+    `chmod 0600 ${db}`,
+    "systemctl start atticd.service",
+    "",
+  ].join("\n");
+}
+
 /** The attribute set the module evaluates to (config side), before rendering. */
 export function moduleConfig(o: ModuleOptions): Record<string, NixValue | undefined> {
   const storage = o.settings.storage;
@@ -88,10 +107,16 @@ export function moduleConfig(o: ModuleOptions): Record<string, NixValue | undefi
   if (o.openFirewall) config.networking = { firewall: { allowedTCPPorts: [o.port] } };
   if (o.storageDevice && storage.type === "local") {
     // atticd runs with DynamicUser: its state lives under /var/lib/private and /var/lib/atticd is
-    // a link to it. Mount at the real path, and have atticd wait for the mount.
+    // a link to it. Mount at the real path, and have atticd wait for the mount (RequiresMountsFor:
+    // without its storage atticd does not start). nofail: a dead disk must not drop the headless
+    // host into emergency mode, where no sshd runs; the device timeout bounds the wait at boot.
     const mountPoint = storage.path.replace(ATTICD_STATE_DIR, ATTICD_PRIVATE_STATE_DIR);
     config.fileSystems = {
-      [mountPoint]: { device: o.storageDevice, fsType: "ext4", options: ["noatime"] },
+      [mountPoint]: {
+        device: o.storageDevice,
+        fsType: "ext4",
+        options: ["noatime", "nofail", "x-systemd.device-timeout=30s"],
+      },
     };
     (config.systemd as Record<string, Record<string, NixValue>>).services!.atticd = {
       unitConfig: { RequiresMountsFor: [mountPoint] },

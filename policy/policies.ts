@@ -226,6 +226,9 @@ export const pinnedHostKeys = rule(
       if (env && typeof env === "object" && "ROUTEROS_HOST" in env && !env.ROUTEROS_HOST_KEY) {
         report("ROUTEROS_HOST_KEY is empty: the switch's key is not checked");
       }
+      if (env && typeof env === "object" && "NIXOS_HOST" in env && !env.NIXOS_HOST_KEY) {
+        report("NIXOS_HOST_KEY is empty: the NixOS host's key is not checked");
+      }
     }
   },
 );

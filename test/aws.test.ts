@@ -570,6 +570,8 @@ describe("tags and outputs", () => {
     expect(out.caches.n3x).toEqual({
       substituter: "https://attic.example.com/n3x",
       publicKey: expect.stringMatching(/^n3x:/),
+      public: true,
+      priority: 41,
     });
     expect(out.tokens).toBe("[secret]");
   });

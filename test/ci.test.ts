@@ -338,6 +338,101 @@ describe("workflows and templates", () => {
     }
   });
 
+  const yamlOf = (file: string) => parseYaml(readFileSync(path.join(ROOT, file), "utf8"));
+
+  /** `uses:` references not pinned to a full commit SHA with the tag in a comment. */
+  function unpinned(text: string): string[] {
+    return text
+      .split("\n")
+      .filter((l) => /^\s*(-\s+)?uses:/.test(l))
+      .filter(
+        (l) => !/^\s*(-\s+)?uses:\s+(\.\/\S+|[\w.-]+\/[\w./-]+@[0-9a-f]{40}\s+#\s+v\d+(\.\d+)*)\s*$/.test(l),
+      )
+      .map((l) => l.trim());
+  }
+
+  it("the pin check does catch tags, short SHAs and a missing tag comment (it can fail)", () => {
+    const sha = "11d5960a326750d5838078e36cf38b85af677262";
+    expect(
+      unpinned(
+        [
+          "      - uses: actions/checkout@v4",
+          `      - uses: actions/checkout@${sha.slice(0, 39)} # v4.4.0`,
+          `      - uses: actions/checkout@${sha}`,
+          `        uses: actions/checkout@${sha} # v4.4.0`,
+          "      - uses: ./.github/actions/local",
+        ].join("\n"),
+      ),
+    ).toEqual([
+      "- uses: actions/checkout@v4",
+      `- uses: actions/checkout@${sha.slice(0, 39)} # v4.4.0`,
+      `- uses: actions/checkout@${sha}`,
+    ]);
+  });
+
+  it.each(workflows)(
+    "every `uses:` in %s is pinned to a 40-hex commit SHA with its tag in a comment",
+    (file) => {
+      const text = readFileSync(path.join(ROOT, file), "utf8");
+      expect(unpinned(text)).toEqual([]);
+      // The same from the parsed YAML, so that no quoting or layout slips past the line check.
+      const uses = Object.values(
+        yamlOf(file).jobs as Record<string, { uses?: string; steps?: { uses?: string }[] }>,
+      )
+        .flatMap((j) => [j.uses, ...(j.steps ?? []).map((s) => s.uses)])
+        .filter((u): u is string => u !== undefined);
+      expect(uses.length).toBeGreaterThan(0);
+      for (const u of uses) expect(u).toMatch(/^(\.\/.+|[\w.-]+\/[\w./-]+@[0-9a-f]{40})$/);
+    },
+  );
+
+  it("each job holds only the permissions it needs; the workflows grant none by default", () => {
+    const permissions = (file: string) => {
+      const w = yamlOf(file);
+      return {
+        workflow: w.permissions,
+        ...Object.fromEntries(
+          Object.entries(w.jobs as Record<string, { permissions?: unknown }>).map(([k, j]) => [
+            k,
+            j.permissions,
+          ]),
+        ),
+      };
+    };
+    const read = { contents: "read" };
+    expect(permissions(".github/workflows/deploy.yml")).toEqual({
+      workflow: {},
+      // OIDC for the AWS role; the office runner needs no cloud credentials.
+      "up-dev": { ...read, "id-token": "write" },
+      "up-office": read,
+    });
+    expect(permissions(".github/workflows/pull-request.yml")).toEqual({
+      workflow: {},
+      checks: read,
+      synth: read,
+      preview: { ...read, "id-token": "write", "pull-requests": "write" },
+    });
+    expect(permissions("ci/github/nix-cache.yml")).toEqual({ workflow: {}, checks: read });
+  });
+
+  it("the deploy workflow verifies each stack with npm run verify right after its pulumi up", () => {
+    const deploy = yamlOf(".github/workflows/deploy.yml");
+    for (const [name, job] of Object.entries(deploy.jobs as Record<string, { steps: any[] }>)) {
+      const up = job.steps.findIndex(
+        (s) => s.uses?.startsWith("pulumi/actions@") && s.with?.command === "up",
+      );
+      const verify = job.steps.findIndex(
+        (s) => typeof s.run === "string" && s.run.includes("npm run verify"),
+      );
+      expect(up, name).toBeGreaterThan(-1);
+      expect(verify, name).toBe(up + 1);
+      expect(job.steps[verify].run).toBe(`npm run verify -- --stack ${job.steps[up].with["stack-name"]}`);
+      expect(job.steps[verify].env).toEqual({
+        PULUMI_CONFIG_PASSPHRASE: "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}",
+      });
+    }
+  });
+
   it("the GitLab template runs the same scripts (structure only: GitLab's linter is not here)", () => {
     const gl = parseYaml(readFileSync(path.join(ROOT, "ci/gitlab/nix-cache.gitlab-ci.yml"), "utf8"));
     const job = gl[".attic-nix-check"];

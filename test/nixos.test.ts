@@ -181,14 +181,14 @@ describe.skipIf(!haveTool("nix-instantiate"))("the office example's module (synt
     });
   });
 
-  it("opens the listen port, mounts the storage device (ext4, noatime) where DynamicUser keeps state", () => {
+  it("opens the listen port, mounts the storage device (ext4, noatime) where DynamicUser keeps state, nofail so a dead disk leaves the host reachable while atticd requires the mount", () => {
     const text = office.files["office/atticd.nix"]!;
     expect(evalModule(text, "networking.firewall.allowedTCPPorts")).toEqual([8080]);
     expect(evalModule(text, "fileSystems")).toEqual({
       "/var/lib/private/atticd/storage": {
         device: "/dev/disk/by-label/attic-storage",
         fsType: "ext4",
-        options: ["noatime"],
+        options: ["noatime", "nofail", "x-systemd.device-timeout=30s"],
       },
     });
     expect(evalModule(text, "systemd.services.atticd.unitConfig.RequiresMountsFor")).toEqual([

@@ -79,7 +79,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
     });
 
     it("an unchanged deploy run again changes nothing on the host", () => {
-      deployOk(V1);
+      rig.seed(V1);
       const before = rig.host.calls().length;
       const again = deployOk(V1);
       expect(again.stdout).toContain("is live and confirmed; nothing to do");
@@ -88,7 +88,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
     });
 
     it("a failed activation rolls back through the rollback unit; a retry fails the same way; the fixed module converges", () => {
-      deployOk(V1);
+      rig.seed(V1);
       const broken = atticdModule(2, "atticd-fails-to-start");
       const r = rig.deploy(broken);
       expect(r.status).toBe(1);
@@ -111,11 +111,11 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
     });
 
     it("a failed health check rolls back the system and the database it migrated; the fixed module converges", () => {
-      deployOk(V1);
+      rig.seed(V1);
       const r = rig.deploy(atticdModule(2, "atticd-answers-503"));
       expect(r.status).toBe(1);
       expect(r.stderr).toContain(
-        `attic-infra: ${rig.host.service.healthUrl} did not answer within 2 s of the activation`,
+        `attic-infra: ${rig.host.service.healthUrl} did not answer within 1 s of the activation`,
       );
       expect(r.stderr).toContain("the host was rolled back");
       expect(rig.host.state()).toMatchObject(AT_V1);
@@ -125,7 +125,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
     });
 
     it("a failed build activates nothing and arms nothing", () => {
-      deployOk(V1);
+      rig.seed(V1);
       rig.host.set("fail-build", true);
       const r = rig.deploy(V2);
       expect(r.status).toBe(1);
@@ -141,7 +141,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
     });
 
     it("the dead-man fires when the confirm cannot connect; the host is back, a late confirm says so, a retry converges", async () => {
-      deployOk(V1);
+      rig.seed(V1);
       // The new system cuts the host off: every ssh after the deploy session fails to connect.
       const cutoff = path.join(rig.host.root, "cutoff-bin");
       spawnSync("sh", [
@@ -174,6 +174,29 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
       expect(rig.host.state()).toMatchObject(AT_V2);
     });
 
+    it("a confirm that fails halfway (boot loader) leaves the rollback armed; it restores the boot default and module; a retry converges", async () => {
+      rig.seed(V1);
+      rig.host.set("fail-boot", true);
+      const r = rig.deploy(V2);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain("Failed to install bootloader");
+      expect(r.stderr).toMatch(
+        /attic-infra: the confirm of deploy [0-9a-f]{32} failed on .*Run pulumi up again\./,
+      );
+      // The profile already points at v2: the rollback must put the boot default back.
+      expect(rig.host.profileSystem()).toBe("v2");
+      expect(rig.host.state()).toMatchObject({ running: "v2", liveModule: "v1", timerArmed: true });
+      rig.host.set("fail-boot", false);
+
+      const fired = await rig.host.fireTimer();
+      expect(fired.status, fired.log).toBe(0);
+      expect(rig.host.state()).toMatchObject(AT_V1);
+      expect(rig.host.profileSystem()).toBe("v1");
+
+      deployOk(V2);
+      expect(rig.host.state()).toMatchObject(AT_V2);
+    });
+
     it("the secret travels only on stdin: never in a script, an argv, the host's logs or any output", () => {
       const driver = rig.driver(V1);
       expect(driver).not.toContain(SECRET);
@@ -200,7 +223,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
     });
 
     it("teardown makes the module an empty one and switches to it, keeps the database, removes the environment file", () => {
-      deployOk(V1);
+      rig.seed(V1);
       const r = rig.run(
         teardownScript({
           paths: rig.host.paths,

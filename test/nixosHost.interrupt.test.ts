@@ -48,8 +48,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
     let rig: DeployRig;
     beforeEach(async () => {
       rig = await DeployRig.start(await FakeNixosHost.create());
-      const r = rig.deploy(V1);
-      expect(r.status, r.stderr).toBe(0);
+      rig.seed(V1);
     });
     afterEach(() => {
       rig.host.set("hold-activation", false);

@@ -1,333 +1,133 @@
 /**
- * The office deployment's remote scripts, run for real over SSH (OpenSSH server on 127.0.0.1, the
- * real ssh client) against a fake NixOS host: recording stand-ins for nixos-rebuild, nix-env,
- * systemd-run and systemctl, real coreutils/grep/curl, and an HTTP health endpoint that the test
- * can make fail.
- *
- * Proven: the scripts' logic and transport (one exec request per step, stdin piped, what each
- * step leaves on the host), the dead-man sequence and every rollback path, and that the secret
- * travels only on stdin. Not proven: @pulumi/command's provider itself (its binary is not here:
- * we run the same `create` text and `stdin` with OpenSSH), and a real NixOS switch.
+ * The office site as the program builds it (offline synth of the checked-in office example): a
+ * configuration of the NixOS host deployer, whose scenarios over real SSH are in
+ * nixosHost.deploy.test.ts and nixosHost.interrupt.test.ts. Here: the resources and their URNs,
+ * what the deploy is given, the cross-site ordering, the config checks, and shellcheck.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { asRoot, defaultPaths, rollbackScript } from "../components/nixosHost/scripts";
 import { environmentFile, listenFacts } from "../components/office/site";
-import {
-  confirmScript,
-  defaultPaths,
-  deployId,
-  preflightScript,
-  rollbackScript,
-  switchScript,
-  teardownScript,
-  uploadEnvScript,
-  uploadModuleScript,
-} from "../components/office/scripts";
-import { sha256 } from "../components/text";
-import { FakeNixosHost } from "./support/fakeNixosHost";
-import { TestSshd } from "./support/sshd";
-import { haveTool } from "./support/tools";
-import { exampleConfig, synthExample } from "./support/stacks";
 import { loadConfig } from "../config/load";
-import { backupScript } from "../nixos/atticdModule";
+import { backupScript, ENVIRONMENT_FILE, restoreCommands, SQLITE_DATABASE } from "../nixos/atticdModule";
+import { exampleBlocks, exampleConfig, ROOT, synthExample, toConfigMap } from "./support/stacks";
+import { haveTool } from "./support/tools";
 import { synth } from "./synth/harness";
 
-const SECRET = "SYNTHSECRET-office-signing-key-0f1e2d3c";
-const ENV = `ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from(SECRET).toString("base64")}\n`;
-const ROLLBACK_SECONDS = 12;
+/** The office example's URNs before the deployer component (#10), captured from that code. */
+const URNS_BEFORE_10 = [
+  "urn:pulumi:office::attic-infra::attic:office:Site::office",
+  "urn:pulumi:office::attic-infra::attic:mikrotik:Switch::mikrotik",
+  "urn:pulumi:office::attic-infra::tls:index/privateKey:PrivateKey::token-signing-key",
+  "urn:pulumi:office::attic-infra::attic:office:Site$attic:attic:Server::office-attic",
+  "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-switch",
+  "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-host",
+  "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-backup",
+  "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-module",
+  "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-env",
+  "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-arm",
+  "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-switch",
+  "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-apply",
+  "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-confirm",
+  "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-confirm",
+  "urn:pulumi:office::attic-infra::attic:attic:Server$pulumi-nodejs:dynamic/attic-infra:AtticCache::office-attic-cache-n3x",
+];
+/**
+ * The step resources the one deploy resource replaced. They had no `delete` (remote.Command's
+ * delete runs nothing without one), so dropping them from the program runs nothing on the host.
+ */
+const RETIRED_STEPS = ["office-module", "office-env", "office-switch", "office-confirm"];
 
-describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("curl")))(
-  "office deploy over SSH",
-  () => {
-    let host: FakeNixosHost;
-    let sshd: TestSshd;
-    // atticd's health endpoint, in its own process: the ssh runs below block this one. It answers
-    // 503 while the file UNHEALTHY exists.
-    const unhealthyFlag = path.join(mkdtempSync(path.join(tmpdir(), "health-")), "UNHEALTHY");
-    let health: ChildProcess;
-    let healthUrl: string;
-    const setHealthy = (on: boolean) =>
-      on ? rmSync(unhealthyFlag, { force: true }) : writeFileSync(unhealthyFlag, "");
-    const outputs: string[] = [];
+describe("the office site (synth)", () => {
+  it("keeps every URN of the office example, by name or by alias, except the retired step resources", async () => {
+    const r = await synthExample("office");
+    const known = new Set(r.resources.flatMap((e) => [e.urn, ...e.options.aliases]));
+    const missing = URNS_BEFORE_10.filter((u) => !known.has(u));
+    expect(missing.map((u) => u.slice(u.lastIndexOf("::") + 2))).toEqual(RETIRED_STEPS);
+    // office-host's delete is the teardown: it must be the same resource, not a new one.
+    const host = r.resources.find((e) => e.name === "office-host")!;
+    expect(host.options.aliases).toContain(
+      "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-host",
+    );
+    expect(host.type).toBe("command:remote:Command");
+  });
 
-    beforeAll(async () => {
-      health = spawn(
-        process.execPath,
-        [
-          "-e",
-          `const fs = require("fs");
-           const s = require("http").createServer((q, r) => { const ok = !fs.existsSync(${JSON.stringify(unhealthyFlag)}); r.writeHead(ok ? 200 : 503); r.end(ok ? "attic" : "down"); });
-           s.listen(0, "127.0.0.1", () => console.log(s.address().port));`,
-        ],
-        { stdio: ["ignore", "pipe", "inherit"] },
-      );
-      const port = await new Promise<string>((resolve) =>
-        health.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim())),
-      );
-      healthUrl = `http://127.0.0.1:${port}/`;
+  it("is the holder (teardown on delete, never replaced) and one deploy resource, replaced when the module or environment file changes", async () => {
+    const r = await synthExample("office", true);
+    const office = loadConfig(exampleConfig("office")).config.office!;
+    const host = r.resources.find((e) => e.name === "office-host")!;
+    const deploy = r.resources.find((e) => e.name === "office-deploy")!;
+    expect(host.inputs).not.toHaveProperty("triggers");
+    expect(host.inputs.delete).toBe(asRoot(r.files["office/scripts/teardown.sh"]!));
+    expect(host.inputs.connection).toMatchObject({
+      host: "10.0.0.10",
+      port: 22,
+      user: "root",
+      hostKey: office.hostKey,
     });
-    afterAll(() => {
-      health.kill();
-      sshd?.stop();
+    expect(deploy.type).toBe("command:local:Command");
+    expect(deploy.inputs).not.toHaveProperty("delete");
+    expect(deploy.inputs.triggers).toEqual([expect.stringMatching(/^[0-9a-f]{32}$/)]);
+    expect(deploy.inputs.create).toBe(r.files["office/scripts/driver.sh"]);
+    expect(deploy.inputs.environment).toMatchObject({
+      NIXOS_HOST: "10.0.0.10",
+      NIXOS_PORT: "22",
+      NIXOS_HOST_KEY: office.hostKey,
     });
+    expect(String(deploy.inputs.stdin)).toMatch(
+      /^ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=[A-Za-z0-9+/]+=*\n$/,
+    );
+    // The caches are created through the API once the deploy is confirmed.
+    expect(r.resources.find((e) => e.name === "office-attic-cache-n3x")!.options.dependsOn).toContain(
+      deploy.urn,
+    );
+    const hidden = await synthExample("office");
+    const shown = hidden.resources.find((e) => e.name === "office-deploy")!;
+    expect(shown.inputs.stdin).toBe("[secret]");
+    expect(shown.inputs.environment).toBe("[secret]");
+    expect(String(shown.inputs.create)).not.toContain("ATTIC_SERVER_TOKEN");
+  });
 
-    beforeEach(async () => {
-      sshd?.stop();
-      host = new FakeNixosHost();
-      sshd = await TestSshd.start({ binDir: host.binDir, env: { TEST_ROOT: host.root } });
-      setHealthy(true);
-    });
-
-    const run = (script: string, stdin = "") => {
-      const r = sshd.run(script, stdin);
-      outputs.push(r.stdout, r.stderr);
-      return r;
-    };
-    const scripts = (module: string, env = ENV) => {
-      const moduleSha256 = sha256(module);
-      const envSha256 = sha256(env);
-      const id = deployId(moduleSha256, envSha256);
-      return {
-        id,
-        upload: uploadModuleScript(host.paths),
-        env: uploadEnvScript(host.paths),
-        switch: switchScript({
-          paths: host.paths,
-          stack: "test",
-          moduleSha256,
-          envSha256,
-          rollbackTimeoutSeconds: ROLLBACK_SECONDS,
-          buildTimeoutSeconds: 60,
-          healthUrl,
-        }),
-        confirm: confirmScript({ paths: host.paths, deployId: id, healthUrl }),
-      };
-    };
-    /** Steps a–c of a deploy; returns the switch's result. */
-    const deployWithoutConfirm = (module: string, env = ENV) => {
-      const s = scripts(module, env);
-      expect(run(preflightScript(host.paths)).status).toBe(0);
-      expect(run(s.upload, module).status).toBe(0);
-      expect(run(s.env, env).status).toBe(0);
-      return { s, result: run(s.switch) };
-    };
-    /** A complete deploy (a–d) that must succeed: the starting point of the failure tests. */
-    const deployAndConfirm = (module: string) => {
-      const { s, result } = deployWithoutConfirm(module);
-      expect(result.status, result.stderr).toBe(0);
-      expect(run(s.confirm).status).toBe(0);
-    };
-    /** After a failed deploy over a confirmed MODULE_V1: the host is exactly as it was. */
-    const expectHostAsBefore = () => {
-      expect(host.generation()).toBe(2);
-      expect(host.file("module")).toBe(MODULE_V1);
-      expect(host.armedTimer()).toBeUndefined();
-      expect(host.file("pending")).toBeUndefined();
-    };
-    const MODULE_V1 = "{ ... }: { services.atticd.enable = true; } # v1\n";
-    const MODULE_V2 = "{ ... }: { services.atticd.enable = true; } # v2\n";
-
-    it("first deploy: stage, build, arm, switch, health, then confirm from a new connection", () => {
-      const { s, result } = deployWithoutConfirm(MODULE_V1);
-      expect(result.status, result.stderr).toBe(0);
-      expect(result.stdout).toContain("armed: the host rolls back to generation 1");
-      expect(host.file("module")).toBe(MODULE_V1);
-      expect(host.file("env")).toBe(ENV);
-      expect(statSync(path.join(host.paths.stateDir, "atticd.env")).mode & 0o777).toBe(0o600);
-      expect(host.generation()).toBe(2);
-      expect(host.calls()).toEqual([
-        "nixos-rebuild build",
-        "systemctl stop attic-infra-rollback.timer",
-        "systemctl reset-failed attic-infra-rollback.timer attic-infra-rollback.service",
-        `systemd-run --on-active=${ROLLBACK_SECONDS} --unit=attic-infra-rollback --description=attic-infra: roll back an unconfirmed deploy /bin/sh ${host.paths.stateDir}/rollback.sh`,
-        "nixos-rebuild switch",
-        "switch-to-configuration generation=2 switch",
-      ]);
-      expect(host.armedTimer()).toEqual({
-        "on-active": String(ROLLBACK_SECONDS),
-        command: `/bin/sh ${host.paths.stateDir}/rollback.sh`,
-      });
-
-      const confirm = run(s.confirm);
-      expect(confirm.status, confirm.stderr).toBe(0);
-      expect(confirm.stdout).toContain("rollback disarmed");
-      expect(host.armedTimer()).toBeUndefined();
-      expect(host.calls().at(-1)).toBe("systemctl stop attic-infra-rollback.timer");
-      expect(host.file("deployed")).toBe(`${s.id}\n`);
-      expect(host.file("pending")).toBeUndefined();
-    });
-
-    it("re-running an unchanged deploy rebuilds nothing", () => {
-      const { s } = deployWithoutConfirm(MODULE_V1);
-      run(s.confirm);
-      const before = host.calls().length;
-      const again = run(s.switch);
-      expect(again.status).toBe(0);
-      expect(again.stdout).toContain("already live and confirmed; nothing to do");
-      expect(host.calls().length).toBe(before);
-      expect(run(s.confirm).stdout).toContain("already confirmed");
-    });
-
-    it("a failing switch rolls back at once, restores the previous module, and surfaces the rebuild's error", () => {
-      deployAndConfirm(MODULE_V1);
-      host.set("fail-switch", true);
-      const { result } = deployWithoutConfirm(MODULE_V2);
-      expect(result.status).not.toBe(0);
-      expect(result.stderr).toContain("warning: the following units failed: atticd.service");
-      expect(result.stderr).toContain(
-        "attic-infra: nixos-rebuild switch failed (last lines above); rolling back to system generation 2",
-      );
-      expect(host.generation()).toBe(2);
-      expect(host.calls().slice(-3)).toEqual([
-        "systemctl stop attic-infra-rollback.timer",
-        "nix-env --profile " + host.paths.profile + " --switch-generation 2",
-        "switch-to-configuration generation=2 switch",
-      ]);
-      expectHostAsBefore();
-    });
-
-    it("a failing health check after the switch rolls back to the previous generation", () => {
-      deployAndConfirm(MODULE_V1);
-      setHealthy(false);
-      const { result } = deployWithoutConfirm(MODULE_V2);
-      expect(result.status).not.toBe(0);
-      expect(result.stderr).toContain(
-        `attic-infra: atticd did not answer ${healthUrl} after the switch; rolling back to system generation 2`,
-      );
-      expectHostAsBefore();
-    });
-
-    it("a failing build changes nothing: no timer, no switch, files restored", () => {
-      deployAndConfirm(MODULE_V1);
-      host.set("fail-build", true);
-      const { result } = deployWithoutConfirm(MODULE_V2);
-      expect(result.status).not.toBe(0);
-      expect(result.stderr).toContain("error: builder for '/nix/store/xxx-attic-server.drv' failed");
-      expect(result.stderr).toContain(
-        "attic-infra: nixos-rebuild build failed (last lines above); the host was not switched",
-      );
-      expectHostAsBefore();
-      expect(host.calls().filter((c) => c.startsWith("systemd-run"))).toHaveLength(1);
-    });
-
-    it("without a confirm, the armed rollback is what remains, and when it fires the host is back", () => {
-      deployAndConfirm(MODULE_V1);
-      const { s, result } = deployWithoutConfirm(MODULE_V2);
-      expect(result.status, result.stderr).toBe(0);
-      expect(host.generation()).toBe(3);
-      const timer = host.armedTimer();
-      expect(timer).toEqual({
-        "on-active": String(ROLLBACK_SECONDS),
-        command: `/bin/sh ${host.paths.stateDir}/rollback.sh`,
-      });
-
-      // The timer fires (the confirm never came): systemd runs its command as root.
-      const fired = run(timer!.command!);
-      expect(fired.status, fired.stderr).toBe(0);
-      expect(fired.stdout).toContain("rolled back to system generation 2");
-      expect(host.generation()).toBe(2);
-      expect(host.file("module")).toBe(MODULE_V1);
-
-      const late = run(s.confirm);
-      expect(late.status).not.toBe(0);
-      expect(late.stderr).toContain("the dead-man timer already rolled the host back");
-    });
-
-    it("the secret travels only on stdin: never in a script, an argv, sshd's log or any output", async () => {
-      const s = scripts(MODULE_V1);
-      for (const text of Object.values(s)) expect(text).not.toContain(SECRET);
-      // Snapshot every process's argv, over and over, into a file while the deploy runs.
-      const snapshots = path.join(host.root, "ps.log");
-      const watcher = spawn("sh", ["-c", `while :; do ps -eo args; done > ${snapshots}`], {
-        stdio: "ignore",
-      });
-      deployWithoutConfirm(MODULE_V1);
-      run(s.confirm);
-      watcher.kill();
-      const seen = readFileSync(snapshots, "utf8");
-      const encoded = Buffer.from(SECRET).toString("base64");
-      expect(seen).toContain("sshd");
-      for (const text of [seen, ...outputs, host.calls().join("\n"), readFileSync(sshd.logFile, "utf8")]) {
-        expect(text).not.toContain(SECRET);
-        expect(text).not.toContain(encoded);
-      }
-      expect(host.file("env")).toContain(encoded);
-    });
-
-    it("refuses a host whose configuration does not import the module, saying how to fix it", async () => {
-      sshd.stop();
-      host = new FakeNixosHost({ importLine: false });
-      sshd = await TestSshd.start({ binDir: host.binDir, env: { TEST_ROOT: host.root } });
-      const r = run(uploadModuleScript(host.paths), MODULE_V1);
-      expect(r.status).not.toBe(0);
-      expect(r.stderr).toContain(
-        `attic-infra: no .nix file in ${host.paths.configDir} imports ./attic-infra/atticd.nix`,
-      );
-      expect(host.file("module")).toBeUndefined();
-    });
-
-    it("refuses a host without nixos-rebuild: not NixOS", () => {
-      const r = run(`PATH=/usr/bin:/bin\n${preflightScript(host.paths)}`);
-      expect(r.status).not.toBe(0);
-      expect(r.stderr).toMatch(/attic-infra: nixos-rebuild not found on .*: this is not a NixOS host/);
-    });
-
-    it("flake hosts in git: the switch adds the module to the index, so the flake build sees it", () => {
-      const flakeDir = host.paths.configDir;
-      spawnSync("git", ["-C", flakeDir, "init", "-q"]);
-      const module = MODULE_V1;
-      const moduleSha256 = sha256(module);
-      const envSha256 = sha256(ENV);
-      run(uploadModuleScript(host.paths), module);
-      run(uploadEnvScript(host.paths), ENV);
-      const r = run(
-        switchScript({
-          paths: host.paths,
-          flake: `${flakeDir}#attic-cache`,
-          stack: "test",
-          moduleSha256,
-          envSha256,
-          rollbackTimeoutSeconds: ROLLBACK_SECONDS,
-          buildTimeoutSeconds: 60,
-          healthUrl,
-        }),
-      );
-      expect(r.status, r.stderr).toBe(0);
-      expect(host.calls()[0]).toBe(`nixos-rebuild build --flake ${flakeDir}#attic-cache`);
-      expect(spawnSync("git", ["-C", flakeDir, "ls-files"], { encoding: "utf8" }).stdout).toContain(
-        "attic-infra/atticd.nix",
-      );
-    });
-
-    it("teardown empties the module and switches, keeps atticd's state, removes the key", () => {
-      const { s } = deployWithoutConfirm(MODULE_V1);
-      run(s.confirm);
-      const r = run(teardownScript({ paths: host.paths, stack: "test", timeoutSeconds: 60 }));
-      expect(r.status, r.stderr).toBe(0);
-      expect(host.file("module")).toContain("was removed from this host");
-      expect(host.file("module")).toContain("{ }");
-      expect(host.file("env")).toBeUndefined();
-      expect(host.calls().at(-2)).toBe("nixos-rebuild switch");
-      expect(host.generation()).toBe(3);
-    });
-  },
-);
-
-describe("the office stack's scripts (synth)", () => {
-  it("are the generated scripts for the default host paths, in files/", async () => {
+  it("the deploy is given atticd's units, environment file, database, health URL and the configured times", async () => {
     const { files } = await synthExample("office");
     const office = loadConfig(exampleConfig("office")).config.office!;
-    const paths = defaultPaths(office.flake);
-    expect(files["office/scripts/1-upload-module.sh"]).toBe(uploadModuleScript(paths));
-    expect(files["office/scripts/2-upload-env.sh"]).toBe(uploadEnvScript(paths));
-    expect(files["office/scripts/3-switch.sh"]).toContain(
-      `HEALTH_URL='${listenFacts(office.listen).healthUrl}'`,
-    );
-    expect(files["office/scripts/3-switch.sh"]).toContain("--on-active=180 --unit=attic-infra-rollback");
+    const deploy = files["office/scripts/deploy.sh"]!;
+    expect(deploy).toContain(`HEALTH_URL='${listenFacts(office.listen).healthUrl}'`);
+    expect(deploy).toContain(`ENV_FILE='${ENVIRONMENT_FILE}'`);
+    expect(deploy).toContain(`DB='${SQLITE_DATABASE}'`);
+    expect(deploy).toContain("systemd-run --on-active=180 --unit=attic-infra-rollback");
+    expect(deploy).toContain("timeout 1800 nixos-rebuild build -I nixos-config=");
+    expect(deploy).toContain("timeout 90 systemd-run --unit=attic-infra-activate");
     expect(files["office/atticd.env"]).toBe("[secret]");
+  });
+
+  it("with the switch in the same stack, the office deploy and holder depend on the switch's confirm (so destroy tears the host down first)", async () => {
+    const r = await synthExample("office");
+    const confirm = r.resources.find((e) => e.name === "mikrotik-confirm")!;
+    for (const name of ["office-host", "office-deploy"]) {
+      expect(r.resources.find((e) => e.name === name)!.options.dependsOn, name).toContain(confirm.urn);
+    }
+  });
+
+  it("flake hosts: the build uses the flake copy, the module lives in the flake", async () => {
+    const blocks = exampleBlocks("office");
+    (blocks["attic-infra:office"] as Record<string, unknown>).flake = "/etc/nixos#attic-cache";
+    const { files, outputs } = await synth({ stack: "office", config: toConfigMap(blocks) });
+    expect(files["office/scripts/deploy.sh"]).toContain(
+      'nixos-rebuild build --flake "$work/config#attic-cache"',
+    );
+    expect((outputs.office as { modulePath: string }).modulePath).toBe("/etc/nixos/attic-infra/atticd.nix");
   });
 
   it("the environment file carries the private key for atticd-atticadm, base64 of the PEM", () => {
@@ -336,89 +136,116 @@ describe("the office stack's scripts (synth)", () => {
       `ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from("PEM").toString("base64")}\n`,
     );
   });
+});
 
-  it("every remote step pins the host key from config, and the secret step logs nothing", async () => {
-    const r = await synthExample("office", true);
-    const commands = r.resources.filter((e) => e.type === "command:remote:Command");
-    expect(commands.map((c) => c.name)).toEqual([
-      "office-host",
-      "office-module",
-      "office-env",
-      "office-switch",
-      "office-confirm",
-    ]);
-    const office = loadConfig(exampleConfig("office")).config.office!;
-    for (const c of commands) {
-      expect(c.inputs.connection).toMatchObject({
-        host: "10.0.0.10",
-        port: 22,
-        user: "root",
-        hostKey: office.hostKey,
-      });
-    }
-    const env = commands.find((c) => c.name === "office-env")!;
-    expect(env.inputs.logging).toBe("none");
-    expect(env.options.additionalSecretOutputs).toEqual(expect.arrayContaining(["stdout", "stderr"]));
-    expect(env.inputs.create).not.toContain("ATTIC_SERVER_TOKEN");
-    expect(env.inputs).not.toHaveProperty("environment");
-    expect(String(env.inputs.stdin)).toMatch(/^ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=[A-Za-z0-9+/]+=*\n$/);
-    const hidden = await synthExample("office");
-    expect(hidden.resources.find((e) => e.name === "office-env")!.inputs.stdin).toBe("[secret]");
+describe("office config", () => {
+  const withOffice = (patch: Record<string, unknown>) => {
+    const blocks = exampleBlocks("office");
+    Object.assign(blocks["attic-infra:office"] as Record<string, unknown>, patch);
+    return toConfigMap(blocks);
+  };
+
+  it("refuses a stack without hostKey and without insecureIgnoreHostKey before deploying", () => {
+    const blocks = exampleBlocks("office");
+    delete (blocks["attic-infra:office"] as Record<string, unknown>).hostKey;
+    expect(() => loadConfig(toConfigMap(blocks))).toThrow(/attic-infra:office\.hostKey: is required/);
   });
 
-  it("each step's triggers are content hashes; confirm is its own resource after the switch", async () => {
-    const r = await synthExample("office");
-    const byName = (n: string) => r.resources.find((e) => e.name === n)!;
-    expect(byName("office-module").inputs.triggers).toEqual([sha256(r.files["office/atticd.nix"]!)]);
-    expect(byName("office-env").inputs.triggers).toEqual([expect.stringMatching(/^[0-9a-f]{64}$/)]);
-    expect(byName("office-switch").inputs.triggers).toEqual([expect.stringMatching(/^[0-9a-f]{32}$/)]);
-    expect(byName("office-confirm").inputs.triggers).toEqual(byName("office-switch").inputs.triggers);
-    expect(byName("office-confirm").options.dependsOn).toEqual([byName("office-switch").urn]);
-    expect(byName("office-host").inputs).not.toHaveProperty("triggers");
-    expect(byName("office-host").inputs.delete).toBe(r.files["office/scripts/teardown.sh"]);
-  });
-
-  it("a stack without hostKey and without insecureIgnoreHostKey is refused before deploying", () => {
-    const config = exampleConfig("office");
-    const office = JSON.parse(config["attic-infra:office"]!);
-    delete office.hostKey;
-    config["attic-infra:office"] = JSON.stringify(office);
-    expect(() => loadConfig(config)).toThrow(/attic-infra:office\.hostKey: is required/);
-  });
-
-  it("flake hosts: the module lives in the flake, rebuilds use --flake, and the module is staged in git", async () => {
-    const config = exampleConfig("office");
-    const office = JSON.parse(config["attic-infra:office"]!);
-    office.flake = "/etc/nixos#attic-cache";
-    config["attic-infra:office"] = JSON.stringify(office);
-    const { files } = await synth({ stack: "office", config });
-    expect(files["office/scripts/3-switch.sh"]).toContain(
-      "nixos-rebuild switch --flake '/etc/nixos#attic-cache'",
+  it("refuses S3 storage without keys: atticd on the host has no other credential source", () => {
+    const config = withOffice({ storage: { s3: { region: "eu-central-003", bucket: "attic" } } });
+    expect(() => loadConfig(config)).toThrow(
+      /attic-infra:office\.storage\.s3\.accessKeyId: is required for S3 storage on the office host .*pulumi config set --secret --path office\.storage\.s3\.accessKeyId/,
     );
-    expect(files["office/scripts/3-switch.sh"]).toContain(
-      "nixos-rebuild build --flake '/etc/nixos#attic-cache'",
+    expect(() => loadConfig(config)).toThrow(/attic-infra:office\.storage\.s3\.secretAccessKey: is required/);
+  });
+
+  it("refuses a rollback window shorter than the deploy's budget, with the numbers", () => {
+    expect(() => loadConfig(withOffice({ rollbackTimeoutSeconds: 150 }))).toThrow(
+      "attic-infra:office.rollbackTimeoutSeconds: 150 s is shorter than the deploy's budget of 180 s (activation 90 + health check 30 + confirm dialling 30 + margin 30); raise it, or lower activationTimeoutSeconds / healthTimeoutSeconds",
     );
-    expect(files["office/scripts/3-switch.sh"]).toContain('git -C "$CONFIG_DIR"');
+    expect(() =>
+      loadConfig(withOffice({ rollbackTimeoutSeconds: 150, activationTimeoutSeconds: 60 })),
+    ).not.toThrow();
   });
 });
 
+describe.skipIf(!haveTool("sqlite3"))("office restore runbook", () => {
+  it("is the generated restore in both docs", () => {
+    const block = restoreCommands("/var/backup/atticd/server-<stamp>.db")
+      .trimEnd()
+      .split("\n")
+      .map((l) => `    ${l}`)
+      .join("\n");
+    for (const doc of ["docs/office.md", "docs/runbooks.md"]) {
+      expect(readFileSync(path.join(ROOT, doc), "utf8"), doc).toContain(block);
+    }
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    "restores the backup without the replaced database's -wal/-shm, owned by the state directory's owner",
+    () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "restore-"));
+      const state = path.join(dir, "private/atticd");
+      const bin = path.join(dir, "bin");
+      mkdirSync(state, { recursive: true });
+      mkdirSync(bin);
+      writeFileSync(
+        path.join(bin, "systemctl"),
+        `#!/bin/sh
+echo "systemctl $*" >> ${dir}/calls
+`,
+        { mode: 0o755 },
+      );
+      chownSync(state, 61234, 61234); // atticd's dynamic user
+      const backup = path.join(dir, "server-20260101T000000Z.db");
+      spawnSync("sqlite3", [backup, "CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('backup')"]);
+      writeFileSync(path.join(state, "server.db"), "broken");
+      writeFileSync(path.join(state, "server.db-wal"), "stale");
+      writeFileSync(path.join(state, "server.db-shm"), "stale");
+      const r = spawnSync("sh", ["-eu", "-c", restoreCommands(backup, state)], {
+        env: { PATH: `${bin}:${process.env.PATH}` },
+        encoding: "utf8",
+      });
+      expect(r.status, r.stderr).toBe(0);
+      const db = path.join(state, "server.db");
+      expect(spawnSync("sqlite3", [db, "SELECT v FROM t"], { encoding: "utf8" }).stdout.trim()).toBe(
+        "backup",
+      );
+      expect(existsSync(`${db}-wal`) || existsSync(`${db}-shm`)).toBe(false);
+      expect(statSync(db)).toMatchObject({ uid: 61234, gid: 61234 });
+      expect(statSync(db).mode & 0o777).toBe(0o600);
+      expect(readFileSync(path.join(dir, "calls"), "utf8")).toBe(
+        "systemctl stop atticd.service\nsystemctl start atticd.service\n",
+      );
+    },
+  );
+});
+
 describe.skipIf(!haveTool("shellcheck"))("shellcheck", () => {
-  it("passes every generated shell script: remote steps, rollback and backup scripts", async () => {
+  it("passes every generated shell script: driver, deploy, confirm, teardown, rollback and backup", async () => {
     const { files } = await synthExample("office", true);
     const scripts = Object.entries(files).filter(([f]) => f.endsWith(".sh"));
-    expect(scripts.length).toBeGreaterThanOrEqual(5);
+    expect(scripts.map(([f]) => path.basename(f)).sort()).toEqual(
+      expect.arrayContaining(["confirm.sh", "deploy.sh", "driver.sh", "teardown.sh"]),
+    );
     const extra: Array<[string, string]> = [
-      ["rollback.sh", rollbackScript(defaultPaths(), "41")],
-      ["backup.sh", `#!/bin/sh\n${backupScript({ dir: "/var/backup/atticd", keep: 14 })}`],
       [
-        "teardown-flake.sh",
-        teardownScript({
-          paths: defaultPaths("/etc/nixos#h"),
-          flake: "/etc/nixos#h",
-          stack: "s",
-          timeoutSeconds: 60,
+        "rollback.sh",
+        rollbackScript({
+          paths: defaultPaths(),
+          deployId: "0".repeat(32),
+          service: {
+            units: ["atticd.service"],
+            environmentFile: ENVIRONMENT_FILE,
+            database: SQLITE_DATABASE,
+            healthUrl: "http://127.0.0.1:8080/",
+          },
+          previous: "/nix/store/a-nixos-system",
+          next: "/nix/store/b-nixos-system",
+          checkHealth: true,
         }),
       ],
+      ["backup.sh", `#!/bin/sh\n${backupScript({ dir: "/var/backup/atticd", keep: 14 })}`],
     ];
     const dir = mkdtempSync(path.join(tmpdir(), "shellcheck-"));
     for (const [name, text] of [...scripts, ...extra]) {

@@ -321,9 +321,17 @@ describe("a copy breaking one rule fails that rule", () => {
 
   it("an office SSH connection without a host key", () => {
     expectFails(
-      mutate(office, "command:remote:Command", (i) => delete i.connection.hostKey, "office-switch"),
+      mutate(office, "command:remote:Command", (i) => delete i.connection.hostKey, "office-host"),
       pinnedHostKeys,
       /connection.hostKey is not set/,
+    );
+  });
+
+  it("an office deploy without a host key", () => {
+    expectFails(
+      mutate(office, "command:local:Command", (i) => (i.environment.NIXOS_HOST_KEY = ""), "office-deploy"),
+      pinnedHostKeys,
+      /NIXOS_HOST_KEY is empty/,
     );
   });
 

@@ -24,7 +24,7 @@ describe("site selection", () => {
     expect(componentTypes(dev)).toContain("attic:aws:Site");
     expect(componentTypes(dev)).not.toContain("attic:office:Site");
     expect(componentTypes(dev)).not.toContain("attic:mikrotik:Switch");
-    expect(Object.keys(dev.outputs).sort()).toEqual(["aws", "sites"]);
+    expect(Object.keys(dev.outputs).sort()).toEqual(["aws", "sites", "tokenPublicKey"]);
   });
 
   it("the office stack (sites: [office, mikrotik]) registers those two and no AWS resource", () => {
@@ -35,7 +35,7 @@ describe("site selection", () => {
     expect(
       office.resources.filter((e) => e.type.startsWith("aws:") || e.type === "pulumi:providers:aws"),
     ).toEqual([]);
-    expect(Object.keys(office.outputs).sort()).toEqual(["mikrotik", "office", "sites"]);
+    expect(Object.keys(office.outputs).sort()).toEqual(["mikrotik", "office", "sites", "tokenPublicKey"]);
   });
 
   it("each site exports one structured output", () => {
@@ -104,6 +104,7 @@ describe("synth output", () => {
     for (const e of office.resources)
       expect(Object.keys(e.options).sort()).toEqual([
         "additionalSecretOutputs",
+        "aliases",
         "deleteBeforeReplace",
         "dependsOn",
         "ignoreChanges",

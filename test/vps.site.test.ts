@@ -6,7 +6,8 @@
 import { execFileSync } from "node:child_process";
 import { parse as parseToml } from "smol-toml";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type CacheOutput, multiSiteNixConfSnippet } from "../components/attic/server";
+import { multiSiteNixConfSnippet } from "../components/attic/nixConf";
+import type { CacheOutput } from "../components/attic/server";
 import { certificateWaitScript, vpsModuleText, vpsSettings } from "../components/vps/module";
 import { vpsDeployTimes } from "../components/vps/site";
 import { windowShortfall } from "../config/deployBudget";
@@ -25,7 +26,7 @@ beforeAll(async () => {
 
 describe("the vps example stack (synth)", () => {
   it("registers the vps site on the shared NixOS host deployer and nothing else", () => {
-    expect(Object.keys(vps.outputs).sort()).toEqual(["sites", "vps"]);
+    expect(Object.keys(vps.outputs).sort()).toEqual(["sites", "tokenPublicKey", "vps"]);
     const types = vps.resources.map((e) => e.type);
     expect(types).toEqual(expect.arrayContaining(["attic:vps:Site", "attic:nixos:Host"]));
     expect(types.filter((t) => t.startsWith("aws:") || t.startsWith("attic:office"))).toEqual([]);
@@ -118,17 +119,15 @@ describe.skipIf(!haveTool("shellcheck"))("the certificate wait script", () => {
 
 describe("nix.conf across sites: office (LAN), then vps, then aws, through priorities", () => {
   const site = (host: string, key: string): Record<string, CacheOutput> => ({
-    n3x: { substituter: `https://${host}/n3x`, publicKey: `n3x:${key}` },
-    fw: { substituter: `https://${host}/fw`, publicKey: `fw:${key}` },
+    n3x: { substituter: `https://${host}/n3x`, publicKey: `n3x:${key}`, public: true, priority: 41 },
+    fw: { substituter: `https://${host}/fw`, publicKey: `fw:${key}`, public: false, priority: 30 },
   });
   const sites = [
     { site: "aws" as const, caches: site("aws.example.com", "A") },
     { site: "vps" as const, caches: site("cache.example.com", "V") },
     { site: "office" as const, caches: site("attic.lan", "O") },
   ];
-  const priorities = { n3x: 41, fw: 30 };
-  const lines = (forSite: "office" | "vps" | "aws") =>
-    multiSiteNixConfSnippet(priorities, sites, forSite).split("\n");
+  const lines = (forSite: "office" | "vps" | "aws") => multiSiteNixConfSnippet(sites, forSite).split("\n");
 
   it("the office's clients get every site, the same cache nearer first, each cache's priority kept", () => {
     expect(lines("office")).toEqual([

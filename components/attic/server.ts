@@ -8,11 +8,17 @@ import type * as tls from "@pulumi/tls";
 import { parseHumantime } from "../../config/humantime";
 import type { AtticConfig } from "../../config/schema";
 import { AtticCache } from "./cacheProvider";
+import { netrcLine, nixConfSnippet } from "./nixConf";
 import { mintToken } from "./tokens";
+
+export { netrcLine, nixConfSnippet } from "./nixConf";
 
 export interface CacheOutput {
   substituter: string;
   publicKey: string;
+  /** As configured: `npm run verify` checks the server agrees (nix-cache-info, anonymous access). */
+  public: boolean;
+  priority: number;
 }
 
 export interface AtticServerArgs {
@@ -64,7 +70,10 @@ export class AtticServer extends pulumi.ComponentResource {
       .all(caches.map((c) => pulumi.all([c.substituterEndpoint, c.publicKey])))
       .apply((pairs) =>
         Object.fromEntries(
-          args.attic.caches.map((c, i) => [c.name, { substituter: pairs[i]![0], publicKey: pairs[i]![1] }]),
+          args.attic.caches.map((c, i) => [
+            c.name,
+            { substituter: pairs[i]![0], publicKey: pairs[i]![1], public: c.public, priority: c.priority },
+          ]),
         ),
       );
 
@@ -90,51 +99,4 @@ export class AtticServer extends pulumi.ComponentResource {
       netrc: this.netrc,
     });
   }
-}
-
-/** nix.conf lines for a list of caches, in order of preference. */
-export function nixConfSnippet(caches: CacheOutput[]): string {
-  return [
-    `extra-substituters = ${caches.map((c) => c.substituter).join(" ")}`,
-    `extra-trusted-public-keys = ${caches.map((c) => c.publicKey).join(" ")}`,
-    "",
-  ].join("\n");
-}
-
-/** The cache sites, nearest first: the office LAN, then the public NixOS host, then AWS. */
-export const SITE_ORDER = ["office", "vps", "aws"] as const;
-export type CacheSite = (typeof SITE_ORDER)[number];
-
-/**
- * nix.conf lines for a stack with several cache sites, for the clients of `forSite`: that site and
- * every farther one (a client of the VPS or of AWS may not reach the office LAN). Nix tries
- * substituters by priority (lower first; list order only breaks ties), so each URL carries
- * `?priority=<cache priority + the site's rank among the stack's sites>`: for the same cache the
- * nearer site wins, and a cache's own priority still orders it against other caches and
- * cache.nixos.org (40).
- */
-export function multiSiteNixConfSnippet(
-  priorities: Record<string, number>,
-  sites: Array<{ site: CacheSite; caches: Record<string, CacheOutput> }>,
-  forSite: CacheSite,
-): string {
-  const ordered = [...sites].sort((a, b) => SITE_ORDER.indexOf(a.site) - SITE_ORDER.indexOf(b.site));
-  const start = ordered.findIndex((s) => s.site === forSite);
-  const entries = ordered
-    .flatMap((s, rank) =>
-      rank < start
-        ? []
-        : Object.entries(s.caches).map(([name, c]) => ({
-            substituter: `${c.substituter}?priority=${priorities[name]! + rank}`,
-            publicKey: c.publicKey,
-            priority: priorities[name]! + rank,
-          })),
-    )
-    .sort((a, b) => a.priority - b.priority);
-  return nixConfSnippet(entries);
-}
-
-/** A netrc line for Nix's netrc-file: Nix sends the token as the password of the cache's host. */
-export function netrcLine(endpoint: string, token: string): string {
-  return `machine ${new URL(endpoint).hostname} password ${token}`;
 }

@@ -19,8 +19,8 @@ export interface DriverOptions {
   windowSeconds: number;
 }
 
-/** The ssh setup shared by the driver and the teardown: `remote <command>` runs one session. */
-export function sshFunctions(): string {
+/** The ssh setup: `remote <command> <ssh options>` runs one session. */
+function sshFunctions(): string {
   return `command -v ssh >/dev/null 2>&1 || { echo "attic-infra: the OpenSSH client (ssh) is needed on this machine to deploy to the host" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -52,6 +52,7 @@ export function driverScript(o: DriverOptions): string {
 # Generated; see components/nixosHost/driver.ts.
 ${sshFunctions()}target="$NIXOS_USER@$NIXOS_HOST:$NIXOS_PORT"
 status=0
+# shellcheck disable=SC1003,SC2016 # a script for the host, quoted: expanded there
 remote ${shellQuote(o.deploy)} "$@" || status=$?
 if [ "$status" = 255 ]; then
   echo "attic-infra: the SSH connection to $target failed or was lost during deploy ${o.deployId}. If the new system was activated, the host rolls back by itself within ${o.windowSeconds} s; run pulumi up again: it resumes the deploy while its rollback is armed, else deploys again." >&2
@@ -63,6 +64,7 @@ fi
 attempt=1
 while :; do
   status=0
+  # shellcheck disable=SC1003,SC2016 # a script for the host, quoted: expanded there
   remote ${shellQuote(o.confirm)} "$@" < /dev/null || status=$?
   [ "$status" = 0 ] && exit 0
   if [ "$status" = 255 ] && [ "$attempt" -lt ${CONFIRM_DIAL_ATTEMPTS} ]; then
@@ -76,12 +78,5 @@ while :; do
   fi
   exit 1
 done
-`;
-}
-
-/** The teardown as a plain command over OpenSSH (for tests and for running it by hand). */
-export function remoteRunScript(command: string): string {
-  return `set -eu
-${sshFunctions()}remote ${shellQuote(command)} "$@"
 `;
 }

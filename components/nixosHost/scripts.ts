@@ -103,7 +103,8 @@ echo "attic-infra: user $(id -un) cannot run sudo without a password; connect as
 exit 1`;
 }
 
-function vars(p: HostPaths, extra: Array<[string, string]> = []): string {
+/** Replaces the line @VARS@ in `text` by the path variables (and `extra`) that `text` uses. */
+function withVars(text: string, p: HostPaths, extra: Array<[string, string]> = []): string {
   const all: Array<[string, string]> = [
     ["CONFIG_DIR", p.configDir],
     ["MODULE", `${p.configDir}/${moduleRelPath(p)}`],
@@ -113,14 +114,19 @@ function vars(p: HostPaths, extra: Array<[string, string]> = []): string {
     ["RUN", p.runDir],
     ...extra,
   ];
-  return all.map(([k, v]) => `${k}=${shellQuote(v)}`).join("\n");
+  const used = all
+    .filter(([k]) => new RegExp(`\\$\\{?${k}\\b`).test(text))
+    .map(([k, v]) => `${k}=${shellQuote(v)}`)
+    .join("\n");
+  return text.replace("@VARS@\n", used ? `${used}\n` : "");
 }
 
-/** The checks every remote script starts with: NixOS, and the host imports the module. */
-function prelude(p: HostPaths, what: string, extra: Array<[string, string]> = []): string {
-  return `set -eu
+/** A remote script: the checks every one starts with (NixOS, the host imports the module), then `body`. */
+function remoteScript(p: HostPaths, what: string, body: string, extra: Array<[string, string]> = []): string {
+  return withVars(
+    `set -eu
 # attic-infra: ${what}. Generated; see components/nixosHost/scripts.ts.
-${vars(p, extra)}
+@VARS@
 fail() {
   echo "attic-infra: $*" >&2
   exit 1
@@ -129,13 +135,20 @@ command -v nixos-rebuild >/dev/null 2>&1 || fail "nixos-rebuild not found on $(u
 if ! grep -rqs --include='*.nix' --exclude-dir=attic-infra ${shellQuote(moduleRelPath(p).replace(/\./g, "\\."))} "$CONFIG_DIR"; then
   fail "no .nix file in $CONFIG_DIR imports ./${moduleRelPath(p)}; add \\"imports = [ ./${moduleRelPath(p)} ];\\" to the host's configuration (docs/office.md, one-time host setup)"
 fi
-`;
+${body}`,
+    p,
+    extra,
+  );
 }
 
 /** Checks the host before anything is changed (the teardown holder's create). */
 export function preflightScript(p: HostPaths): string {
-  return `${prelude(p, "check the host")}echo "host ready: NixOS, privileges and the module import are in place"
-`;
+  return remoteScript(
+    p,
+    "check the host",
+    `echo "host ready: NixOS, privileges and the module import are in place"
+`,
+  );
 }
 
 const shList = (xs: string[]): string => xs.map(shellQuote).join(" ");
@@ -157,7 +170,8 @@ export function rollbackScript(
   },
 ): string {
   const s = o.service;
-  return `#!/bin/sh
+  return withVars(
+    `#!/bin/sh
 # attic-infra: roll back deploy ${o.deployId} unless it was confirmed. Run by systemd
 # (unit ${ROLLBACK_UNIT}), never by an SSH session. Generated; see components/nixosHost/scripts.ts.
 set -eu
@@ -165,11 +179,7 @@ PATH=${shellQuote(`${o.previous}/sw/bin:${o.next}/sw/bin`)}
 export PATH
 DEPLOY_ID=${o.deployId}
 PREVIOUS=${shellQuote(o.previous)}
-${vars(o.paths, [
-  ["ENV_FILE", s.environmentFile],
-  ["DB", s.database ?? ""],
-  ["HEALTH_URL", s.healthUrl],
-])}
+@VARS@
 CHECK_HEALTH=${o.checkHealth ? 1 : 0}
 step="starting"
 finish() {
@@ -208,6 +218,8 @@ step="restoring the live module"
 if [ -f "$PENDING/module.previous" ]; then
   cp -p "$PENDING/module.previous" "$MODULE.rollback"
   mv -f "$MODULE.rollback" "$MODULE"
+elif [ -f "$PENDING/module.absent" ]; then
+  rm -f "$MODULE"
 fi
 step="restoring the boot default"
 boot_previous=$(cat "$PENDING/boot.previous")
@@ -253,7 +265,14 @@ mv "$PENDING" "$STATE/rolled-back"
 systemctl stop ${ROLLBACK_UNIT}.timer 2>/dev/null || true
 echo "ok $DEPLOY_ID" > "$STATE/rollback.result"
 echo "attic-infra: rolled back deploy $DEPLOY_ID; the host runs $PREVIOUS again"
-`;
+`,
+    o.paths,
+    [
+      ["ENV_FILE", s.environmentFile],
+      ["DB", s.database ?? ""],
+      ["HEALTH_URL", s.healthUrl],
+    ],
+  );
 }
 
 /** Starts the rollback unit and waits for its verdict (the shell functions deploy and confirm share). */
@@ -300,11 +319,10 @@ export function deployScript(o: DeployOptions): string {
   const build = o.flake
     ? `nixos-rebuild build --flake "$work/config#${o.flake.slice(o.flake.indexOf("#") + 1)}"`
     : `nixos-rebuild build -I nixos-config="$work/config/configuration.nix"`;
-  return `${prelude(o.paths, "deploy a new system, pending confirmation", [
-    ["ENV_FILE", s.environmentFile],
-    ["DB", s.database ?? ""],
-    ["HEALTH_URL", s.healthUrl],
-  ])}DEPLOY_ID=${o.deployId}
+  return remoteScript(
+    o.paths,
+    "deploy a new system, pending confirmation",
+    `DEPLOY_ID=${o.deployId}
 umask 077
 mkdir -p "$STATE"
 chmod 0700 "$STATE"
@@ -329,11 +347,10 @@ wait_for_activation() {
     || fail "another activation still holds $RUN/nixos/switch-to-configuration.lock after ${o.times.activationSeconds} s (a nixos-rebuild on the host?); wait for it, then run pulumi up again"
 }
 health() {
-  waited=0
+  deadline=$(($(date +%s) + ${o.times.healthSeconds}))
   until ${healthCheck(s)} 2>/dev/null; do
-    [ "$waited" -lt ${o.times.healthSeconds * 4} ] || return 1
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
     sleep 0.25
-    waited=$((waited + 1))
   done
 }
 
@@ -400,16 +417,11 @@ if [ -n "$DB" ] && [ -f "$DB" ]; then
   chown --reference="$DB" "$PENDING/db.snapshot"
 fi
 check_health=0
-if [ -n "$(cat "$STATE/deployed.toplevel" 2>/dev/null || true)" ]; then check_health=1; fi
+# A confirmed deploy before this one (of any version of this program): the previous system runs
+# the service, so the rollback must see it answer again.
+if [ -s "$STATE/deployed" ]; then check_health=1; fi
 # shellcheck disable=SC2016 # literal text, expanded nowhere
-printf '%s' ${shellQuote(
-    rollbackScript({
-      ...o,
-      previous: "@PREVIOUS@",
-      next: "@NEXT@",
-      checkHealth: true,
-    }),
-  )} | sed -e "s|@PREVIOUS@|$previous|g" -e "s|@NEXT@|$toplevel|g" -e "s|^CHECK_HEALTH=1$|CHECK_HEALTH=$check_health|" > "$PENDING/rollback.sh"
+printf '%s' @ROLLBACK@ | sed -e "s|@PREVIOUS@|$previous|g" -e "s|@NEXT@|$toplevel|g" -e "s|^CHECK_HEALTH=1$|CHECK_HEALTH=$check_health|" > "$PENDING/rollback.sh"
 chmod 0700 "$PENDING/rollback.sh"
 
 systemctl stop ${ROLLBACK_UNIT}.timer ${ROLLBACK_UNIT}.service 2>/dev/null || true
@@ -437,13 +449,26 @@ fi
 if [ "$env_changed" = 1 ]; then systemctl restart ${shList(s.units)}; fi
 health || roll_back_and_fail "$HEALTH_URL did not answer within ${o.times.healthSeconds} s of the activation"
 echo "activated $toplevel; $HEALTH_URL answers; awaiting the confirm over a new connection"
-`;
+`,
+    [
+      ["ENV_FILE", s.environmentFile],
+      ["DB", s.database ?? ""],
+      ["HEALTH_URL", s.healthUrl],
+    ],
+    // Inserted after the variables are chosen: its own variables are not this script's.
+  ).replace(
+    "@ROLLBACK@",
+    shellQuote(rollbackScript({ ...o, previous: "@PREVIOUS@", next: "@NEXT@", checkHealth: true })),
+  );
 }
 
 /** A new SSH session: make the tested system the boot default and the module live, under the lock. */
 export function confirmScript(o: Pick<DeployOptions, "paths" | "flake" | "deployId" | "service">): string {
   const rel = moduleRelPath(o.paths);
-  return `${prelude(o.paths, "confirm a deploy from a new connection", [["HEALTH_URL", o.service.healthUrl]])}DEPLOY_ID=${o.deployId}
+  return remoteScript(
+    o.paths,
+    "confirm a deploy from a new connection",
+    `DEPLOY_ID=${o.deployId}
 exec 9>"$STATE/lock"
 flock -w 60 9 || fail "the deploy lock $STATE/lock is still held after 60 s (a rollback running?); run pulumi up again"
 current=$(readlink -f "$RUN/current-system")
@@ -464,7 +489,7 @@ curl -fsS -o /dev/null --max-time 5${o.service.healthHost ? ` -H ${shellQuote(`H
   || fail "$HEALTH_URL does not answer; not confirming: the host rolls back by itself (journalctl -u ${ROLLBACK_UNIT})"
 # The timer stays armed until the end: if anything below fails, the rollback undoes it (it restores
 # the boot default and the module it finds changed).
-if [ -f "$MODULE" ]; then cp -p "$MODULE" "$PENDING/module.previous"; fi
+if [ -f "$MODULE" ]; then cp -p "$MODULE" "$PENDING/module.previous"; else touch "$PENDING/module.absent"; fi
 nix-env -p "$PROFILE" --set "$toplevel"
 "$toplevel/bin/switch-to-configuration" boot
 mkdir -p "$(dirname "$MODULE")"
@@ -485,7 +510,9 @@ rm -rf "$STATE/confirmed"
 mv "$PENDING" "$STATE/confirmed"
 systemctl stop ${ROLLBACK_UNIT}.timer
 echo "confirmed deploy $DEPLOY_ID: $toplevel is the boot default and the module is live; rollback disarmed"
-`;
+`,
+    [["HEALTH_URL", o.service.healthUrl]],
+  );
 }
 
 /**
@@ -499,7 +526,10 @@ export function teardownScript(o: {
   environmentFile: string;
   timeoutSeconds: number;
 }): string {
-  return `${prelude(o.paths, "remove the module from the host (its state is kept)", [["ENV_FILE", o.environmentFile]])}exec 9>"$STATE/lock"
+  return remoteScript(
+    o.paths,
+    "remove the module from the host (its state is kept)",
+    `exec 9>"$STATE/lock"
 flock -w 120 9 || fail "the deploy lock $STATE/lock is still held after 120 s; try again"
 systemctl stop ${ROLLBACK_UNIT}.timer 2>/dev/null || true
 rm -rf "$PENDING"
@@ -516,5 +546,7 @@ if ! timeout ${o.timeoutSeconds} nixos-rebuild switch${o.flake ? ` --flake ${she
 fi
 rm -f "$ENV_FILE" "$ENV_FILE.next" "$MODULE.previous" "$MODULE.next" "$STATE/deployed" "$STATE/deployed.toplevel" "$STATE/pending"
 echo "removed from the host; the service's state is kept"
-`;
+`,
+    [["ENV_FILE", o.environmentFile]],
+  );
 }

@@ -1,32 +1,25 @@
 /**
  * The office site: atticd on a NixOS host on the office LAN (monolithic, SQLite, local or
- * S3-compatible storage), from a generated `services.atticd` module applied with `nixos-rebuild`
- * over SSH, with a dead-man rollback (see scripts.ts).
+ * S3-compatible storage), from a generated `services.atticd` module. It is a configuration of the
+ * NixOS host deployer (components/nixosHost): the module, the environment file, the health check
+ * and the time budget; the deployer stages, activates, confirms or rolls back.
  */
-import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type * as tls from "@pulumi/tls";
-import type { AtticConfig, OfficeConfig } from "../../config/schema";
-import { atticdModule } from "../../nixos/atticdModule";
+import type { AtticConfig } from "../../config/attic";
+import type { OfficeConfig } from "../../config/office";
+import { atticdModule, ENVIRONMENT_FILE, removedModule, SQLITE_DATABASE } from "../../nixos/atticdModule";
 import { recordArtifact } from "../artifacts";
 import { type AtticSettings, atticSettings, renderToml, type StorageSettings } from "../attic/settings";
 import { AtticServer, type CacheOutput } from "../attic/server";
-import { sha256 } from "../text";
-import {
-  confirmScript,
-  defaultPaths,
-  deployId,
-  preflightScript,
-  switchScript,
-  teardownScript,
-  uploadEnvScript,
-  uploadModuleScript,
-} from "./scripts";
+import { NixosHost } from "../nixosHost/host";
 
 export interface OfficeSiteArgs {
   attic: AtticConfig;
   office: OfficeConfig;
   signingKey: tls.PrivateKey;
+  /** What the host needs first: with the mikrotik site in the stack, the switch (its VLAN, DHCP, DNS). */
+  dependsOn?: pulumi.Resource[];
 }
 
 export function officeStorageSettings(office: OfficeConfig): StorageSettings {
@@ -48,6 +41,7 @@ export function listenFacts(listen: string): { port: number; healthUrl: string }
 /** atticd's environment file: the token signing key and, for S3-compatible storage, its keys. */
 export function environmentFile(privateKeyPem: string, office: OfficeConfig): string {
   const lines = [`ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from(privateKeyPem).toString("base64")}`];
+  // The config requires both keys for S3 storage (config/office.ts).
   if (office.storage.type === "s3" && office.storage.accessKeyId && office.storage.secretAccessKey) {
     lines.push(
       `AWS_ACCESS_KEY_ID=${office.storage.accessKeyId}`,
@@ -69,10 +63,8 @@ export class OfficeSite extends pulumi.ComponentResource {
   constructor(name: string, args: OfficeSiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("attic:office:Site", name, {}, opts);
     const { attic, office } = args;
-    const child = { parent: this };
     const stack = pulumi.getStack();
     const { port, healthUrl } = listenFacts(office.listen);
-    const paths = defaultPaths(office.flake);
 
     this.settings = atticSettings(attic, {
       kind: "office",
@@ -90,12 +82,7 @@ export class OfficeSite extends pulumi.ComponentResource {
       backup: office.backup,
       stack,
     });
-    const moduleSha = sha256(module);
-    const env = pulumi.secret(args.signingKey.privateKeyPem.apply((pem) => environmentFile(pem, office)));
-    // The hash of the environment file reveals nothing of it; keeping it plain keeps the scripts
-    // (which embed it) readable in previews.
-    const envSha = pulumi.unsecret(env.apply(sha256));
-    const id = envSha.apply((e) => deployId(moduleSha, e));
+    recordArtifact("office/atticd-monolithic.toml", renderToml(this.settings));
 
     if (office.insecureIgnoreHostKey) {
       pulumi.log.warn(
@@ -103,74 +90,42 @@ export class OfficeSite extends pulumi.ComponentResource {
         this,
       );
     }
-    const connection: command.types.input.remote.ConnectionArgs = {
-      host: office.host,
-      port: office.port,
-      user: office.user,
-      ...(office.hostKey ? { hostKey: office.hostKey } : {}),
-      ...(office.privateKey ? { privateKey: pulumi.secret(office.privateKey) } : {}),
-      dialErrorLimit: 10,
-      perDialTimeout: 15,
-    };
-
-    const uploadModule = uploadModuleScript(paths);
-    const uploadEnv = uploadEnvScript(paths);
-    const teardown = teardownScript({
-      paths,
-      ...(office.flake ? { flake: office.flake } : {}),
-      stack,
-      timeoutSeconds: 600,
-    });
-    const switchText = envSha.apply((e) =>
-      switchScript({
-        paths,
+    // The host's resources were this site's own children before the deployer existed: they keep
+    // their URNs (formerParent), so upgrading replaces nothing (a replaced office-host would run
+    // its delete, the teardown).
+    const host = new NixosHost(
+      name,
+      {
+        connection: {
+          host: office.host,
+          port: office.port,
+          user: office.user,
+          ...(office.hostKey ? { hostKey: office.hostKey } : {}),
+          ...(office.privateKey ? { privateKey: pulumi.secret(office.privateKey) } : {}),
+        },
         ...(office.flake ? { flake: office.flake } : {}),
-        stack,
-        moduleSha256: moduleSha,
-        envSha256: e,
-        rollbackTimeoutSeconds: office.rollbackTimeoutSeconds,
-        buildTimeoutSeconds: office.buildTimeoutSeconds,
-        healthUrl,
-      }),
-    );
-    const confirmText = id.apply((d) => confirmScript({ paths, deployId: d, healthUrl }));
-
-    recordArtifact("office/atticd.nix", module);
-    recordArtifact("office/atticd.env", env);
-    recordArtifact("office/atticd-monolithic.toml", renderToml(this.settings));
-    recordArtifact("office/scripts/1-upload-module.sh", uploadModule);
-    recordArtifact("office/scripts/2-upload-env.sh", uploadEnv);
-    recordArtifact("office/scripts/3-switch.sh", switchText);
-    recordArtifact("office/scripts/4-confirm.sh", confirmText);
-    recordArtifact("office/scripts/teardown.sh", teardown);
-
-    // Never replaced (no triggers): its delete is what `pulumi destroy` runs on the host, last.
-    const host = new command.remote.Command(
-      `${name}-host`,
-      { connection, create: preflightScript(paths), delete: teardown },
-      child,
-    );
-    const stagedModule = new command.remote.Command(
-      `${name}-module`,
-      { connection, create: uploadModule, stdin: module, triggers: [moduleSha] },
-      { ...child, dependsOn: [host] },
-    );
-    const stagedEnv = new command.remote.Command(
-      `${name}-env`,
-      { connection, create: uploadEnv, stdin: env, triggers: [envSha], logging: "none" },
-      { ...child, dependsOn: [host], additionalSecretOutputs: ["stdout", "stderr"] },
-    );
-    const switched = new command.remote.Command(
-      `${name}-switch`,
-      { connection, create: switchText, triggers: [id] },
-      { ...child, dependsOn: [stagedModule, stagedEnv] },
-    );
-    // A separate resource is a new SSH connection: if the switch cut the host off, this cannot
-    // connect, and the armed timer rolls the host back.
-    const confirmed = new command.remote.Command(
-      `${name}-confirm`,
-      { connection, create: confirmText, triggers: [id] },
-      { ...child, dependsOn: [switched] },
+        module,
+        environmentFile: pulumi.secret(
+          args.signingKey.privateKeyPem.apply((pem) => environmentFile(pem, office)),
+        ),
+        service: {
+          units: ["atticd.service"],
+          environmentFile: ENVIRONMENT_FILE,
+          database: SQLITE_DATABASE,
+          healthUrl,
+        },
+        times: {
+          buildSeconds: office.buildTimeoutSeconds,
+          activationSeconds: office.activationTimeoutSeconds,
+          healthSeconds: office.healthTimeoutSeconds,
+          windowSeconds: office.rollbackTimeoutSeconds,
+        },
+        removedModule: removedModule(stack),
+        ...(args.dependsOn ? { dependsOn: args.dependsOn } : {}),
+        artifactPrefix: "office",
+        formerParent: this,
+      },
+      { parent: this },
     );
 
     const server = new AtticServer(
@@ -180,12 +135,12 @@ export class OfficeSite extends pulumi.ComponentResource {
         apiEndpoint: office.apiEndpoint,
         signingKey: args.signingKey,
         waitSeconds: 300,
-        dependsOn: [confirmed],
+        dependsOn: [host.deployed],
       },
-      child,
+      { parent: this },
     );
     this.endpoint = server.endpoint;
-    this.modulePath = pulumi.output(`${paths.moduleDir}/atticd.nix`);
+    this.modulePath = pulumi.output(`${host.paths.configDir}/attic-infra/${host.paths.moduleFile}`);
     this.caches = server.caches;
     this.tokens = server.tokens;
     this.nixConf = server.nixConf;

@@ -1,18 +1,31 @@
 /**
- * A stand-in for atticd's cache-config API, written from its source (server/src/api/v1/
- * cache_config.rs, access/, error.rs) and ../shared/FACTS.md — not atticd itself, which cannot
- * run here. What it reproduces:
+ * A stand-in for atticd's HTTP API, written from its source (server/src/api/v1/cache_config.rs,
+ * get_missing_paths.rs, api/binary_cache.rs, access/, token/src/lib.rs and util.rs, error.rs) and
+ * ../shared/FACTS.md — not atticd itself, which cannot run here. What it reproduces:
  * - `GET /` answers 200 without auth;
- * - RS256 Bearer tokens verified against the stack's public key; an invalid or expired token is
- *   treated as anonymous, as atticd does;
+ * - the token from `Authorization: Bearer <jwt>` or as the Basic-auth password (what Nix sends from
+ *   netrc), RS256-verified against the stack's public key; an invalid token, an expired one, one
+ *   whose `nbf` or `iat` lies in the future (jwt-simple with no time tolerance) is treated as
+ *   anonymous, as atticd does — measured on the server's own clock (`clockOffsetSeconds`), which
+ *   is also what its `Date` header says;
  * - permissions from the `https://jwt.attic.rs/v1` claim with globs; a public cache grants pull;
  * - errors as `{"code","error","message"}`: without any permission on the cache (no "discovery")
  *   a missing cache or a denied action is 401 Unauthorized, with one it is 404 NoSuchCache or
  *   403 AccessError; a duplicate create is 400 CacheAlreadyExists;
- * - POST needs all five create fields; PATCH needs at least one field and `cq` for retention.
+ * - cache-config: POST needs all five create fields; PATCH needs at least one field and `cq` for
+ *   retention; GET needs pull;
+ * - `GET /<cache>/nix-cache-info` needs pull and answers `WantMassQuery`, `StoreDir`, `Priority`;
+ * - `POST /_api/v1/get-missing-paths` `{cache, store_path_hashes}` needs push, validates each hash
+ *   (32 characters of Nix's base32, else 422 like axum's Json rejection) and answers
+ *   `{missing_paths}`: this stand-in stores no paths, so every requested hash is missing;
+ * - over HTTPS when given a key and certificate.
+ * Not modelled: uploads, narinfo/NAR serving, token-bound issuer/audiences, the database (a real
+ * atticd answers 500 on nix-cache-info when its database is down), `allowed-hosts`, axum's 415
+ * for a JSON body without `Content-Type: application/json`.
  */
 import { createPublicKey, randomBytes, verify } from "node:crypto";
 import * as http from "node:http";
+import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 
 export interface FakeCache {
@@ -44,14 +57,25 @@ export class FakeAtticd {
   readonly requests: RecordedRequest[] = [];
   /** While > 0, `GET /` answers 503 and decrements (a server still starting behind a proxy). */
   unavailableFor = 0;
+  /** How far the server's clock is ahead of ours (negative: behind), in seconds. */
+  clockOffsetSeconds = 0;
   private server: http.Server;
 
-  constructor(private readonly publicKeyPem: string) {
-    this.server = http.createServer((req, res) => {
+  /** `tls`: serve HTTPS with this key and certificate chain (PEM). */
+  constructor(
+    private readonly publicKeyPem: string,
+    tls?: { key: string; cert: string },
+  ) {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       let data = "";
       req.on("data", (c) => (data += c));
       req.on("end", () => this.handle(req, data, res));
-    });
+    };
+    this.server = tls ? https.createServer(tls, handler) : http.createServer(handler);
+  }
+
+  private now(): number {
+    return Date.now() / 1000 + this.clockOffsetSeconds;
   }
 
   async listen(port = 0): Promise<number> {
@@ -67,9 +91,16 @@ export class FakeAtticd {
   private auth(
     header: string | undefined,
   ): { sub: string; caches: Record<string, Record<string, number>> } | null {
-    const m = /^Bearer (.+)$/.exec(header ?? "");
+    // token/src/util.rs: "bearer" or "basic" (case-insensitive); Basic carries the JWT as password.
+    const m = /^(bearer|basic) (.*)$/i.exec(header ?? "");
     if (!m) return null;
-    const [h, p, s] = m[1]!.split(".");
+    let jwt = m[2]!;
+    if (m[1]!.toLowerCase() === "basic") {
+      const userPass = Buffer.from(jwt, "base64").toString();
+      if (!userPass.includes(":")) return null;
+      jwt = userPass.slice(userPass.indexOf(":") + 1);
+    }
+    const [h, p, s] = jwt.split(".");
     if (!h || !p || !s) return null;
     const header_ = JSON.parse(Buffer.from(h, "base64url").toString()) as { alg?: string };
     if (header_.alg !== "RS256") return null;
@@ -86,11 +117,13 @@ export class FakeAtticd {
       sub: string;
       exp?: number;
       nbf?: number;
+      iat?: number;
       [CLAIM]?: { caches: Record<string, Record<string, number>> };
     };
-    const now = Date.now() / 1000;
+    const now = this.now();
     if (claims.exp !== undefined && claims.exp < now) return null;
     if (claims.nbf !== undefined && claims.nbf > now) return null;
+    if (claims.iat !== undefined && claims.iat > now) return null;
     return { sub: claims.sub, caches: claims[CLAIM]?.caches ?? {} };
   }
 
@@ -104,6 +137,7 @@ export class FakeAtticd {
     } catch {
       body = data;
     }
+    res.setHeader("date", new Date(this.now() * 1000).toUTCString());
     const send = (status: number, payload?: unknown) => {
       res.writeHead(status, payload === undefined ? {} : { "content-type": "application/json" });
       res.end(payload === undefined ? "" : JSON.stringify(payload));
@@ -120,9 +154,30 @@ export class FakeAtticd {
       res.writeHead(200, { "content-type": "text/plain" });
       return void res.end("attic push");
     }
-    const m = /^\/_api\/v1\/cache-config\/([^/]+)$/.exec(url.pathname);
-    if (!m) return error(404, "NotFound", "Not found.");
-    const name = decodeURIComponent(m[1]!);
+    let name: string;
+    let route: "cache-config" | "nix-cache-info" | "get-missing-paths";
+    const config = /^\/_api\/v1\/cache-config\/([^/]+)$/.exec(url.pathname);
+    const info = /^\/([^/_][^/]*)\/nix-cache-info$/.exec(url.pathname);
+    if (config) {
+      route = "cache-config";
+      name = decodeURIComponent(config[1]!);
+    } else if (info && method === "GET") {
+      route = "nix-cache-info";
+      name = decodeURIComponent(info[1]!);
+    } else if (url.pathname === "/_api/v1/get-missing-paths" && method === "POST") {
+      route = "get-missing-paths";
+      const b = body as { cache?: unknown; store_path_hashes?: unknown } | null;
+      const hashes = b?.store_path_hashes;
+      if (
+        typeof b?.cache !== "string" ||
+        !Array.isArray(hashes) ||
+        !hashes.every((h) => typeof h === "string" && /^[0-9a-df-np-sv-z]{32}$/.test(h))
+      )
+        return send(422, "Failed to deserialize the JSON body into the target type");
+      name = b.cache;
+    } else {
+      return error(404, "NotFound", "Not found.");
+    }
 
     let perms: Record<string, number> | null = null;
     for (const [pattern, p] of Object.entries(who?.caches ?? {})) {
@@ -142,6 +197,19 @@ export class FakeAtticd {
         ? error(404, "NoSuchCache", "The requested cache does not exist.")
         : error(401, "Unauthorized", "Unauthorized.");
 
+    if (route === "nix-cache-info") {
+      if (!cache) return noSuchCache();
+      if (!has("r")) return denied();
+      res.writeHead(200, { "content-type": "text/x-nix-cache-info" });
+      return void res.end(`WantMassQuery: 1\nStoreDir: ${cache.store_dir}\nPriority: ${cache.priority}\n`);
+    }
+    if (route === "get-missing-paths") {
+      if (!cache) return noSuchCache();
+      if (!has("w")) return denied();
+      return send(200, {
+        missing_paths: [...new Set((body as { store_path_hashes: string[] }).store_path_hashes)],
+      });
+    }
     if (method === "POST") {
       if (!has("cc")) return denied();
       const b = body as Partial<FakeCache> & { keypair?: unknown };

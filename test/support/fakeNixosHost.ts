@@ -20,7 +20,8 @@
  *   The file `hold-activation` keeps an activation inside the lock (a slow activation).
  * - `nixos-rebuild build|switch [-I nixos-config=F | --flake D#h]`: builds a toplevel from the
  *   configuration's attic-infra/atticd.nix into ./result (a git flake ignores untracked files);
- *   `fail-build` makes the build fail.
+ *   `fail-build` makes the build fail; `fail-boot` makes `switch-to-configuration boot` fail (the
+ *   boot loader install).
  * - `nix-env -p P --set PATH` adds a generation; `--switch-generation N`.
  * - atticd "migrates" server.db at start (a real SQLite file with sea-orm's seaql_migrations
  *   table): a system whose module says `atticd-version: N` applies migrations m1..mN and refuses to
@@ -280,7 +281,11 @@ if [ ! -d "$top" ]; then
 PATH=/usr/bin:/bin
 echo "switch-to-configuration \\$(basename "$top") \\$*" >> ${root}/calls.log
 case "\\$1" in
-  boot) ln -sfn "$top" ${root}/boot/default; exit 0 ;;
+  boot)
+    if [ -e ${root}/fail-boot ]; then echo "Failed to install bootloader" >&2; exit 1; fi
+    ln -sfn "$top" ${root}/boot/default
+    exit 0
+    ;;
   test|switch) ;;
   *) echo "switch-to-configuration: unknown action \\$1" >&2; exit 1 ;;
 esac
@@ -454,7 +459,12 @@ export class FakeNixosHost {
     return readlinkSync(this.paths.profile);
   }
 
-  set(flag: "fail-build" | "hold-activation", on: boolean): void {
+  /** The atticd version of the system profile's current generation. */
+  profileSystem(): string {
+    return this.version(this.resolve("nix/var/nix/profiles/system"));
+  }
+
+  set(flag: "fail-build" | "fail-boot" | "hold-activation", on: boolean): void {
     const f = path.join(this.root, flag);
     if (on) writeFileSync(f, "");
     else spawnSync("rm", ["-f", f]);
@@ -496,13 +506,17 @@ export class FakeNixosHost {
   /** Power cycle: running units die, transient units and /run are gone, the boot default boots. */
   reboot(): void {
     const root = this.root;
-    execFileSync("sh", [
-      "-c",
-      `for p in "${root}"/units/*.pid; do [ -f "$p" ] && kill -KILL -- "-$(cat "$p")" 2>/dev/null; done; true
+    execFileSync(
+      "sh",
+      [
+        "-c",
+        `for p in "${root}"/units/*.pid; do [ -f "$p" ] && kill -KILL -- "-$(cat "$p")" 2>/dev/null; done; true
        rm -rf "${root}/units" "${root}/run"
        mkdir -p "${root}/units" "${root}/run"
        ln -sfn "$(readlink -f "${root}/boot/default")" "${root}/run/current-system"
        "${root}/lib/atticd-start" "$(readlink -f "${root}/run/current-system")" || true`,
-    ]);
+      ],
+      { stdio: "pipe" },
+    );
   }
 }

@@ -26,7 +26,7 @@ export const ENV = `ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from(SECRET)
 export const TIMES: DeployTimes = {
   buildSeconds: 60,
   activationSeconds: 20,
-  healthSeconds: 2,
+  healthSeconds: 1,
   windowSeconds: 600,
 };
 
@@ -106,6 +106,22 @@ export class DeployRig {
     });
     child.stdin!.end(ENV);
     return child;
+  }
+
+  /**
+   * The starting point of a scenario, quickly: a confirmed deploy of `module`, its deploy and confirm
+   * scripts run on the host directly (as the SSH sessions would run them, minus the connections).
+   */
+  seed(module: string): void {
+    const o = this.options(module);
+    const env = { PATH: `${this.host.binDir}:${process.env.PATH}` };
+    for (const [script, input] of [
+      [deployScript(o), ENV],
+      [confirmScript(o), ""],
+    ] as const) {
+      const r = spawnSync("/bin/sh", ["-c", script], { env, input, encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`seeding ${o.deployId} failed: ${r.stderr}`);
+    }
   }
 
   /** Only the first session of a deploy: armed and activated, never confirmed (cut off). */

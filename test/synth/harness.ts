@@ -22,6 +22,8 @@ export interface ResourceOptions {
   ignoreChanges: string[];
   replaceOnChanges: string[];
   dependsOn: string[];
+  /** The URNs the resource's aliases resolve to: a state entry under one of them is this resource. */
+  aliases: string[];
 }
 
 export interface SynthResource {
@@ -159,6 +161,9 @@ export async function synth(options: SynthOptions): Promise<SynthResult> {
           .getDependenciesList()
           .filter((u) => !implicit.has(u))
           .sort(),
+        aliases: req
+          .getAliasesList()
+          .map((a) => aliasUrn(a, req, options.stack, options.project ?? "attic-infra")),
       },
     };
     entries.push(entry);
@@ -181,7 +186,32 @@ export async function synth(options: SynthOptions): Promise<SynthResult> {
   return { resources: entries, outputs, files, warnings };
 }
 
+/** The URN an alias spec names (defaults: the resource's own name, type, stack and project). */
+function aliasUrn(alias: AliasProto, req: RegisterRequest, stack: string, project: string): string {
+  const spec = alias.getSpec();
+  if (!spec) return alias.getUrn();
+  const type = spec.getType() || req.getType();
+  const parent = spec.getNoparent() ? "" : spec.getParenturn() || req.getParent();
+  const qualified = parent ? `${parent.split("::")[2]}$${type}` : type;
+  return `urn:pulumi:${spec.getStack() || stack}::${spec.getProject() || project}::${qualified}::${spec.getName() || req.getName()}`;
+}
+
+interface AliasProto {
+  getUrn(): string;
+  getSpec():
+    | {
+        getName(): string;
+        getType(): string;
+        getStack(): string;
+        getProject(): string;
+        getParenturn(): string;
+        getNoparent(): boolean;
+      }
+    | undefined;
+}
+
 interface RegisterRequest {
+  getAliasesList(): AliasProto[];
   getType(): string;
   getName(): string;
   getParent(): string;
