@@ -16,6 +16,7 @@ import {
   sshFields,
 } from "./fields";
 import { parseCidr } from "./net";
+import { nixosDeployFields, requireDeployBudget } from "./nixosDeploy";
 import { absPath, s3Credential } from "./office";
 
 const required = (what: string, expected: string) => (i: { input: unknown }) =>
@@ -159,19 +160,10 @@ export const vpsSchema = z
       .prefault({}),
     /** How long the first deploy waits for the Let's Encrypt certificate. */
     certificateWaitSeconds: int("seconds", 30, 3600).default(300),
-    /** Seconds after which an unconfirmed switch rolls itself back. */
-    rollbackTimeoutSeconds: int("seconds", 120, 3600).default(180),
-    /** Limit for `nixos-rebuild build`, which runs before the rollback window opens. */
-    buildTimeoutSeconds: int("seconds", 60, 86400).default(1800),
-    /** `<flake dir>#<host>` for flake-based hosts. Unset: /etc/nixos/configuration.nix. */
-    flake: z
-      .string()
-      .regex(/^\/[^#\s"'$`\\]+#[A-Za-z0-9._-]+$/, {
-        error: (i) => `${show(i.input)} is not <absolute flake dir>#<host name>`,
-      })
-      .optional(),
+    ...nixosDeployFields,
   })
-  .superRefine(requireHostKey, evenIfInvalid);
+  .superRefine(requireHostKey, evenIfInvalid)
+  .superRefine(requireDeployBudget, evenIfInvalid);
 export type VpsConfig = z.infer<typeof vpsSchema>;
 
 /** `sshFrom` entries that let the whole internet reach SSH. */

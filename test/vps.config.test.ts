@@ -135,6 +135,12 @@ describe("attic-infra:vps", () => {
     );
   });
 
+  it("a rollback window shorter than the deploy's budget is an error with the numbers", () => {
+    expect(problemsAfter((b) => (vps(b).rollbackTimeoutSeconds = 120))).toEqual([
+      "attic-infra:vps.rollbackTimeoutSeconds: 120 s is shorter than the deploy's budget of 180 s (activation 90 + health check 30 + confirm dialling 30 + margin 30); raise it, or lower activationTimeoutSeconds / healthTimeoutSeconds",
+    ]);
+  });
+
   it("sites: [vps] needs the attic block", () => {
     expect(problemsAfter((b) => delete b["attic-infra:attic"])).toEqual([
       "attic-infra:attic: is required because sites lists vps; add the attic block (see README, config reference)",

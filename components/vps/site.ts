@@ -13,7 +13,7 @@ import { ENVIRONMENT_FILE, removedModule, SQLITE_DATABASE } from "../../nixos/at
 import { recordArtifact } from "../artifacts";
 import { AtticServer, type CacheOutput } from "../attic/server";
 import { type AtticSettings, renderToml } from "../attic/settings";
-import { NixosHost, type ServiceSpec } from "../nixosHost/host";
+import { type DeployTimes, NixosHost, type ServiceSpec } from "../nixosHost/host";
 import { vpsModule } from "../../nixos/vpsModule";
 import { certificateWaitScript, vpsEnvironmentFile, vpsListen, vpsModuleOptions } from "./module";
 
@@ -23,21 +23,12 @@ export interface VpsSiteArgs {
   signingKey: tls.PrivateKey;
 }
 
-/** Seconds the confirm dialling and the margin take from the rollback window (config/deployBudget.ts). */
-const WINDOW_RESERVE_SECONDS = 60;
-
-/**
- * The deployer's time limits from the rollback window: what is left after dialling the confirm
- * and the margin goes 60 % to the activation and 40 % to the health check, so the window always
- * covers the budget.
- */
-export function vpsDeployTimes(vps: VpsConfig) {
-  const rest = vps.rollbackTimeoutSeconds - WINDOW_RESERVE_SECONDS;
-  const activationSeconds = Math.floor(rest * 0.6);
+/** The deployer's time limits, as configured (the window covers the budget: config/nixosDeploy.ts). */
+export function vpsDeployTimes(vps: VpsConfig): DeployTimes {
   return {
     buildSeconds: vps.buildTimeoutSeconds,
-    activationSeconds,
-    healthSeconds: rest - activationSeconds,
+    activationSeconds: vps.activationTimeoutSeconds,
+    healthSeconds: vps.healthTimeoutSeconds,
     windowSeconds: vps.rollbackTimeoutSeconds,
   };
 }
