@@ -197,6 +197,24 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
       expect(rig.host.state()).toMatchObject(AT_V2);
     });
 
+    it("a host deployed by the code before the pending path upgrades in one deploy, its leftovers removed", () => {
+      rig.seed(V1);
+      // What the old switch/confirm steps left: staged and previous copies, its rollback script, its id.
+      const { stateDir, configDir } = rig.host.paths;
+      spawnSync("sh", [
+        "-c",
+        `rm -rf "${stateDir}/confirmed" "${stateDir}/deployed.toplevel"
+         echo 0123456789abcdef0123456789abcdef > "${stateDir}/deployed"
+         for f in "${configDir}/attic-infra/atticd.nix.next" "${configDir}/attic-infra/atticd.nix.previous" "${stateDir}/atticd.env.next" "${stateDir}/atticd.env.previous" "${stateDir}/rollback.sh"; do echo old > "$f"; done`,
+      ]);
+      deployOk(V2);
+      expect(rig.host.state()).toMatchObject(AT_V2);
+      const left = spawnSync("sh", ["-c", `ls "${configDir}/attic-infra" "${stateDir}"`], {
+        encoding: "utf8",
+      }).stdout;
+      expect(left).not.toMatch(/\.next|\.previous|rollback\.sh/);
+    });
+
     it("the secret travels only on stdin: never in a script, an argv, the host's logs or any output", () => {
       const driver = rig.driver(V1);
       expect(driver).not.toContain(SECRET);

@@ -7,7 +7,7 @@
  * database; each retry is the deploy resource's create run again, as Pulumi re-runs it.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FakeNixosHost, type HostState } from "./support/fakeNixosHost";
@@ -97,6 +97,23 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
 
       const retry = rig.deploy(V2);
       expect(retry.status, retry.stderr).toBe(0);
+      expect(rig.host.state()).toMatchObject(AT_V2);
+    });
+
+    it("the dead-man fires while the confirm holds the deploy lock: the confirm wins, the rollback finds nothing to do", async () => {
+      rig.host.set("hold-boot", true);
+      const client = rig.deployInBackground(V2);
+      const installing = path.join(rig.host.root, "run/installing-bootloader");
+      await until("the confirm to install the boot loader", () => existsSync(installing));
+      const fired = rig.host.fireTimer();
+      const log = path.join(rig.host.root, "units/attic-infra-rollback.log");
+      await until("the rollback unit to start", () => existsSync(log));
+      rig.host.set("hold-boot", false);
+      const exited = await new Promise<number | null>((resolve) => client.once("exit", resolve));
+      expect(exited).toBe(0);
+      const result = await fired;
+      expect(result.status, result.log).toBe(0);
+      expect(result.log).toContain("is not pending (confirmed, or already rolled back): nothing to do");
       expect(rig.host.state()).toMatchObject(AT_V2);
     });
 

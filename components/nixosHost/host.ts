@@ -13,6 +13,20 @@
  *                  changes; it has no delete. One resource is Pulumi's unit of retry: after any
  *                  failure the next `pulumi up` runs the whole deploy again, and the host side
  *                  resumes, rolls back or refuses with a sentence (scripts.ts).
+ *
+ * A site configures it (components/office/site.ts is the full example):
+ *
+ *   const host = new NixosHost("vps", {
+ *     connection: { host: "203.0.113.7", hostKey: "ssh-ed25519 AAAA...", privateKey },
+ *     module,                                  // Nix text, nothing secret
+ *     environmentFile: pulumi.secret(envText), // reaches the host on stdin only
+ *     service: { units: ["atticd.service"], environmentFile: ENVIRONMENT_FILE,
+ *                database: SQLITE_DATABASE, healthUrl: "http://127.0.0.1:8080/" },
+ *     times: { buildSeconds: 1800, activationSeconds: 90, healthSeconds: 30, windowSeconds: 180 },
+ *     removedModule: removedModule(stack),
+ *     artifactPrefix: "vps",
+ *   }, { parent: this });
+ *   // anything that needs the deployed host: { dependsOn: [host.deployed] }
  */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";

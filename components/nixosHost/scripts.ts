@@ -503,7 +503,8 @@ ${
 fi
 `
     : ""
-}rm -f "$MODULE.next" "$MODULE.previous"
+}# Leftovers of the layout before the pending path (staged .next files, the old rollback).
+rm -f "$MODULE.next" "$MODULE.previous" "$ENV_FILE.next" "$ENV_FILE.previous" "$STATE/rollback.sh" "$STATE/pending"
 echo "$DEPLOY_ID" > "$STATE/deployed"
 echo "$toplevel" > "$STATE/deployed.toplevel"
 rm -rf "$STATE/confirmed"
@@ -511,7 +512,10 @@ mv "$PENDING" "$STATE/confirmed"
 systemctl stop ${ROLLBACK_UNIT}.timer
 echo "confirmed deploy $DEPLOY_ID: $toplevel is the boot default and the module is live; rollback disarmed"
 `,
-    [["HEALTH_URL", o.service.healthUrl]],
+    [
+      ["HEALTH_URL", o.service.healthUrl],
+      ["ENV_FILE", o.service.environmentFile],
+    ],
   );
 }
 

@@ -21,7 +21,7 @@
  * - `nixos-rebuild build|switch [-I nixos-config=F | --flake D#h]`: builds a toplevel from the
  *   configuration's attic-infra/atticd.nix into ./result (a git flake ignores untracked files);
  *   `fail-build` makes the build fail; `fail-boot` makes `switch-to-configuration boot` fail (the
- *   boot loader install).
+ *   boot loader install); `hold-boot` keeps it installing (run/installing-bootloader exists meanwhile).
  * - `nix-env -p P --set PATH` adds a generation; `--switch-generation N`.
  * - atticd "migrates" server.db at start (a real SQLite file with sea-orm's seaql_migrations
  *   table): a system whose module says `atticd-version: N` applies migrations m1..mN and refuses to
@@ -265,17 +265,21 @@ PATH=/usr/bin:/bin
 module=$1
 top=${root}/nix/store/$(sha256sum < "$module" | cut -c1-12)-nixos-system
 if [ ! -d "$top" ]; then
-  mkdir -p "$top/bin" "$top/sw/bin"
+  mkdir -p "$top/bin"
   cp "$module" "$top/module.nix"
   version=$(sed -n 's/.*atticd-version: *\\([0-9][0-9]*\\).*/\\1/p' "$module" | head -n 1)
   if [ -n "$version" ]; then echo "$version" > "$top/atticd-version"; fi
   if grep -q atticd-fails-to-start "$module"; then touch "$top/fails-to-start"; fi
   if grep -q atticd-answers-503 "$module"; then touch "$top/answers-503"; fi
-  for t in ${SW_TOOLS.join(" ")}; do
-    if [ -x "/usr/bin/$t" ]; then ln -s "/usr/bin/$t" "$top/sw/bin/$t"; else ln -s "/bin/$t" "$top/sw/bin/$t"; fi
-  done
-  ln -s ${root}/bin/systemctl "$top/sw/bin/systemctl"
-  ln -s ${root}/bin/nix-env "$top/sw/bin/nix-env"
+  # The system's path (sw/): the same tools in every system, built once per host.
+  if [ ! -d ${root}/nix/store/system-path ]; then
+    mkdir -p ${root}/nix/store/system-path/bin
+    for t in ${SW_TOOLS.join(" ")}; do
+      if [ -x "/usr/bin/$t" ]; then ln -s "/usr/bin/$t" ${root}/nix/store/system-path/bin/; else ln -s "/bin/$t" ${root}/nix/store/system-path/bin/; fi
+    done
+    ln -s ${root}/bin/systemctl ${root}/bin/nix-env ${root}/nix/store/system-path/bin/
+  fi
+  ln -s ${root}/nix/store/system-path "$top/sw"
   cat > "$top/bin/switch-to-configuration" <<EOF
 #!/bin/sh
 PATH=/usr/bin:/bin
@@ -283,6 +287,9 @@ echo "switch-to-configuration \\$(basename "$top") \\$*" >> ${root}/calls.log
 case "\\$1" in
   boot)
     if [ -e ${root}/fail-boot ]; then echo "Failed to install bootloader" >&2; exit 1; fi
+    touch ${root}/run/installing-bootloader
+    while [ -e ${root}/hold-boot ]; do sleep 0.05; done
+    rm -f ${root}/run/installing-bootloader
     ln -sfn "$top" ${root}/boot/default
     exit 0
     ;;
@@ -464,7 +471,7 @@ export class FakeNixosHost {
     return this.version(this.resolve("nix/var/nix/profiles/system"));
   }
 
-  set(flag: "fail-build" | "fail-boot" | "hold-activation", on: boolean): void {
+  set(flag: "fail-build" | "fail-boot" | "hold-activation" | "hold-boot", on: boolean): void {
     const f = path.join(this.root, flag);
     if (on) writeFileSync(f, "");
     else spawnSync("rm", ["-f", f]);
