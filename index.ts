@@ -62,6 +62,8 @@ async function main(): Promise<Record<string, unknown>> {
     : undefined;
   if (config.aws && provider) await checkEngineVersion(config.aws, provider);
   const signingKey = config.attic ? tokenSigningKey() : undefined;
+  // For `pulumi state unprotect` / `pulumi up --replace` when rotating it (docs/runbooks.md).
+  if (signingKey) outputs.signingKeyUrn = signingKey.urn;
   // Public: `npm run verify` checks each exported token against it.
   if (signingKey) outputs.tokenPublicKey = signingKey.publicKeyPem;
 
@@ -80,6 +82,8 @@ async function main(): Promise<Record<string, unknown>> {
       databaseEndpoint: site.databaseEndpoint,
       logGroup: site.logGroup,
       gcRunTask: site.gcRunTask,
+      ...(site.database ? { database: site.database } : {}),
+      ecs: site.ecs,
       alarmTopicArn: site.alarmTopicArn,
       ...(site.alarmEmailConfirmation ? { alarmEmailConfirmation: site.alarmEmailConfirmation } : {}),
       caches: site.caches,
@@ -138,6 +142,8 @@ async function main(): Promise<Record<string, unknown>> {
       vlanId: sw.vlanId,
       leases: sw.leases,
       dnsRecords: sw.dnsRecords,
+      // `pulumi up --target` pattern for the switch alone: the component and all its children.
+      target: `urn:pulumi:${pulumi.getStack()}::${pulumi.getProject()}::attic:mikrotik:Switch**`,
     };
   }
   return outputs;

@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // Every temporary directory of a test run lives in one directory that teardown removes.
+    globalSetup: ["./test/support/globalSetup.ts"],
     // Importing @pulumi/aws takes seconds; synth-based tests share one program run per file.
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -2,7 +2,8 @@
  * npm run ci-secrets -- --stack <name> (--github <owner/repo> [--environment <env>] | --gitlab <group/project>)
  *                      [--site aws|office] [--cache <name>] [--token <name>] [--dry-run]
  *
- * Reads the stack's outputs (`pulumi stack output --json --show-secrets`) and stores what a Nix
+ * Reads the stack's outputs (`pulumi stack output --json --show-secrets`; their names are the
+ * contract in docs/outputs.md: `<site>.endpoint`, `<site>.caches`, `<site>.tokens`) and stores what a Nix
  * project's CI needs to use the cache: ATTIC_ENDPOINT, ATTIC_CACHE, ATTIC_PUBLIC_KEY,
  * ATTIC_SUBSTITUTER and ATTIC_TOKEN. Every value goes to the CLI on stdin, never on its command line.
  *

@@ -184,7 +184,8 @@ const compressionSchema = z
 
 export const atticSchema = z
   .strictObject({
-    image,
+    /** The atticd container image: only the aws site runs it (required there, see load.ts). */
+    image: image.optional(),
     caches: z
       .array(cacheSchema, { error: "is not a list of caches; write e.g. [{ name: main }]" })
       .min(1, { error: "is empty; declare at least one cache" }),

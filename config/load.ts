@@ -162,6 +162,26 @@ function hostOf(url: string): string | undefined {
   }
 }
 
+/** Namespaces of the providers this program uses: their keys are theirs to check. */
+const PROVIDER_NAMESPACES = new Set(["aws", "command", "random", "tls", "pulumi"]);
+
+/** `atic-infra:sites`, `attic_infra:aws`: a key meant for this project under a misspelled namespace. */
+function looksLikeOurNamespace(ns: string, key: string): boolean {
+  if (PROVIDER_NAMESPACES.has(ns)) return false;
+  return key in BLOCKS || editDistance(ns.toLowerCase(), NAMESPACE) <= 2;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
 /**
  * Validates the whole stack configuration. `raw` is Pulumi's config map: keys like
  * `attic-infra:aws` → value text (JSON for structured values).
@@ -173,8 +193,12 @@ export function loadConfig(raw: Record<string, string>): LoadedConfig {
 
   for (const [fullKey, text] of Object.entries(raw)) {
     const [ns, ...rest] = fullKey.split(":");
-    if (ns !== NAMESPACE) continue;
     const key = rest.join(":");
+    if (ns !== NAMESPACE) {
+      if (ns !== undefined && looksLikeOurNamespace(ns, key))
+        problems.push(`${fullKey}: unknown namespace ${ns}; did you mean ${NAMESPACE}:${key}?`);
+      continue;
+    }
     if (!(key in BLOCKS)) {
       problems.push(`${NAMESPACE}:${key}: unknown key; known keys: ${Object.keys(BLOCKS).join(", ")}`);
       continue;
@@ -209,6 +233,10 @@ export function loadConfig(raw: Record<string, string>): LoadedConfig {
     vps: ["attic", "vps"],
     mikrotik: ["mikrotik"],
   };
+  if (sites.includes("aws") && parsed.attic && parsed.attic.image === undefined)
+    problems.push(
+      `${NAMESPACE}:attic.image: is required because sites lists aws; e.g. ghcr.io/zhaofengli/attic:<commit sha>`,
+    );
   for (const site of sites) {
     for (const block of needs[site]) {
       if (values[block] === undefined)

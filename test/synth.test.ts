@@ -1,12 +1,14 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { exampleBlocks, exampleConfig, ROOT, synthExample, toConfigMap, toYaml } from "./support/stacks";
 import { type SynthResult, synth } from "./synth/harness";
+import { leaks } from "./synth/leaks";
 import { makeMocks } from "./synth/mocks";
+import { checkOutDir, OUT_MARKER } from "./synth/outDir";
 import { readStackFile } from "./synth/stackFile";
 
 const componentTypes = (r: SynthResult) => r.resources.filter((e) => !e.custom).map((e) => e.type);
@@ -24,7 +26,7 @@ describe("site selection", () => {
     expect(componentTypes(dev)).toContain("attic:aws:Site");
     expect(componentTypes(dev)).not.toContain("attic:office:Site");
     expect(componentTypes(dev)).not.toContain("attic:mikrotik:Switch");
-    expect(Object.keys(dev.outputs).sort()).toEqual(["aws", "sites", "tokenPublicKey"]);
+    expect(Object.keys(dev.outputs).sort()).toEqual(["aws", "signingKeyUrn", "sites", "tokenPublicKey"]);
   });
 
   it("the office stack (sites: [office, mikrotik]) registers those two and no AWS resource", () => {
@@ -35,7 +37,13 @@ describe("site selection", () => {
     expect(
       office.resources.filter((e) => e.type.startsWith("aws:") || e.type === "pulumi:providers:aws"),
     ).toEqual([]);
-    expect(Object.keys(office.outputs).sort()).toEqual(["mikrotik", "office", "sites", "tokenPublicKey"]);
+    expect(Object.keys(office.outputs).sort()).toEqual([
+      "mikrotik",
+      "office",
+      "signingKeyUrn",
+      "sites",
+      "tokenPublicKey",
+    ]);
   });
 
   it("each site exports one structured output", () => {
@@ -44,7 +52,9 @@ describe("site selection", () => {
       "alarmTopicArn",
       "bucketName",
       "caches",
+      "database",
       "databaseEndpoint",
+      "ecs",
       "endpoint",
       "gcRunTask",
       "logGroup",
@@ -56,6 +66,7 @@ describe("site selection", () => {
       "dnsRecords",
       "gateway",
       "leases",
+      "target",
       "vlanId",
     ]);
   });
@@ -105,6 +116,7 @@ describe("synth output", () => {
       expect(Object.keys(e.options).sort()).toEqual([
         "additionalSecretOutputs",
         "aliases",
+        "customTimeouts",
         "deleteBeforeReplace",
         "dependsOn",
         "ignoreChanges",
@@ -114,10 +126,12 @@ describe("synth output", () => {
       ]);
   });
 
-  it("children name their parent's URN", () => {
+  it("children name their parent's URN; the root stack resource is first and has no parent", () => {
+    const [root] = office.resources;
     const site = office.resources.find((e) => e.type === "attic:office:Site");
     const server = office.resources.find((e) => e.type === "attic:attic:Server");
-    expect(site?.parent).toBeNull();
+    expect(root).toMatchObject({ type: "pulumi:pulumi:Stack", name: "attic-infra-office", parent: null });
+    expect(site?.parent).toBe(root?.urn);
     expect(server?.parent).toBe(site?.urn);
   });
 });
@@ -189,19 +203,120 @@ describe("npm run synth (the command line)", () => {
       },
     );
 
-  it("writes resources.json, outputs.json and files/ for a stack", () => {
+  it("--preview writes what a first `pulumi preview` knows, into an empty directory, through cmd/run", () => {
     const out = mkdtempSync(path.join(tmpdir(), "synth-"));
-    const run = cli(["--stack", "office", "--out", out]);
-    // Only warnings (a token near its expiry date, depending on today) may appear.
-    expect(run.stderr.split("\n").filter((l) => l && !l.startsWith("warning: "))).toEqual([]);
+    const run = cli(["--stack", "office", "--preview", "--out", out]);
+    // Only warnings (a token near its expiry date, depending on today) may appear, each once.
+    const warnings = run.stderr.split("\n").filter((l) => l);
+    expect(warnings.filter((l) => !l.startsWith("warning: "))).toEqual([]);
+    expect(new Set(warnings).size).toBe(warnings.length);
+    expect(run.stderr).not.toContain("[runtime]");
     expect(run.status).toBe(0);
-    expect(readdirSync(out).sort()).toEqual(["files", "outputs.json", "resources.json"]);
-    expect(JSON.parse(readFileSync(path.join(out, "resources.json"), "utf8"))).toEqual(
-      JSON.parse(JSON.stringify(office.resources)),
+    expect(readdirSync(out).sort()).toEqual([
+      OUT_MARKER,
+      "files",
+      "outputs.json",
+      "resources.json",
+      "unknown-files.txt",
+    ]);
+    const read = (f: string) => readFileSync(path.join(out, f), "utf8");
+    const resources = JSON.parse(read("resources.json")) as SynthResult["resources"];
+    expect(resources[0]?.urn).toBe("urn:pulumi:office::attic-infra::pulumi:pulumi:Stack::attic-infra-office");
+    expect(resources.map((r) => r.urn)).toEqual(expect.arrayContaining(office.resources.map((r) => r.urn)));
+    // Every file of a full synth is written, or listed as unknown until deploy.
+    const unknown = read("unknown-files.txt")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => /^files\/(.+): unknown until deploy$/.exec(l)![1]!);
+    const written = Object.fromEntries(
+      (readdirSync(path.join(out, "files"), { recursive: true }) as string[])
+        .filter((f) => statSync(path.join(out, "files", f)).isFile())
+        .map((f) => [f, read(path.join("files", f))]),
     );
-    expect(readFileSync(path.join(out, "files", "office", "atticd-monolithic.toml"), "utf8")).toBe(
-      office.files["office/atticd-monolithic.toml"],
+    expect(unknown.length).toBeGreaterThan(0);
+    expect([...Object.keys(written), ...unknown].sort()).toEqual(Object.keys(office.files).sort());
+    for (const [f, content] of Object.entries(written)) expect(content, f).toBe(office.files[f]);
+    expect(leaks({ resources, outputs: JSON.parse(read("outputs.json")), files: written })).toEqual([]);
+  });
+
+  describe("--out never deletes what synth did not write", () => {
+    const refused = (out: string, cwd = ROOT) => {
+      const run = spawnSync(
+        process.execPath,
+        [
+          path.join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"),
+          path.join(ROOT, "test/synth/cli.ts"),
+          "--stack",
+          "office",
+          "--out",
+          out,
+        ],
+        { cwd, encoding: "utf8" },
+      );
+      expect(run.status).toBe(1);
+      expect(run.stdout).toBe("");
+      expect(run.stderr.trim().split("\n")).toHaveLength(1);
+      expect(run.stderr).toContain("Nothing was written or deleted");
+      return run.stderr;
+    };
+
+    it("--out . (the repository) exits 1 and the checkout is untouched", () => {
+      const before = readdirSync(ROOT).sort();
+      expect(refused(".")).toContain("that is the repository");
+      expect(readdirSync(ROOT).sort()).toEqual(before);
+    });
+
+    it("--out <a directory with other files> exits 1 and keeps them", () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "notes-"));
+      writeFileSync(path.join(dir, "notes.txt"), "mine");
+      expect(refused(dir)).toContain("holds other files (notes.txt)");
+      expect(readFileSync(path.join(dir, "notes.txt"), "utf8")).toBe("mine");
+    });
+
+    it("--out <a file> exits 1 and leaves the file as it was", () => {
+      const file = path.join(mkdtempSync(path.join(tmpdir(), "file-")), "report.txt");
+      writeFileSync(file, "keep");
+      expect(refused(file)).toContain("is a file");
+      expect(refused(path.join(file, "sub"))).toContain("cannot be created");
+      expect(readFileSync(file, "utf8")).toBe("keep");
+    });
+
+    it("the home directory, / and a directory containing the repository are refused", () => {
+      expect(checkOutDir(homedir(), ROOT)).toContain("the home directory");
+      expect(checkOutDir("/", ROOT)).toContain("the root directory");
+      expect(checkOutDir(path.dirname(ROOT), ROOT)).toContain("contains the repository");
+    });
+
+    it("a new directory, an empty one, one under out/ and one an earlier synth wrote are accepted", () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "out-"));
+      expect(checkOutDir(path.join(dir, "new", "deeper"), ROOT)).toBeUndefined();
+      expect(checkOutDir(dir, ROOT)).toBeUndefined();
+      writeFileSync(path.join(dir, "resources.json"), "{}");
+      expect(checkOutDir(dir, ROOT)).toContain("holds other files");
+      writeFileSync(path.join(dir, OUT_MARKER), "");
+      expect(checkOutDir(dir, ROOT)).toBeUndefined();
+      expect(checkOutDir(path.join(ROOT, "out", "anything"), ROOT)).toBeUndefined();
+    });
+  });
+
+  it("an unknown --stack names the stacks that exist", () => {
+    const run = cli(["--stack", "prod"]);
+    expect(run.status).toBe(1);
+    const stacks = readdirSync(ROOT)
+      .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
+      .filter(Boolean)
+      .sort();
+    expect(stacks).toEqual(expect.arrayContaining(["dev", "office"]));
+    expect(run.stderr).toBe(
+      `there is no Pulumi.prod.yaml; stacks here: ${stacks.join(", ")} (or give --config <file>)\n`,
     );
+  });
+
+  it("an unreadable stack file is one sentence, no stack trace", () => {
+    const run = cli(["--config", path.join(tmpdir(), "missing", "Pulumi.x.yaml")]);
+    expect(run.status).toBe(1);
+    expect(run.stderr.trim().split("\n")).toHaveLength(1);
+    expect(run.stderr).toMatch(/^cannot read .*Pulumi\.x\.yaml: /);
   });
 
   it("exits 2 naming every bad key path, and writes nothing", () => {

@@ -25,7 +25,7 @@ beforeAll(async () => {
 
 describe("the vps example stack (synth)", () => {
   it("registers the vps site on the shared NixOS host deployer and nothing else", () => {
-    expect(Object.keys(vps.outputs).sort()).toEqual(["sites", "tokenPublicKey", "vps"]);
+    expect(Object.keys(vps.outputs).sort()).toEqual(["signingKeyUrn", "sites", "tokenPublicKey", "vps"]);
     const types = vps.resources.map((e) => e.type);
     expect(types).toEqual(expect.arrayContaining(["attic:vps:Site", "attic:nixos:Host"]));
     expect(types.filter((t) => t.startsWith("aws:") || t.startsWith("attic:office"))).toEqual([]);

@@ -42,6 +42,13 @@ export class Database extends pulumi.ComponentResource {
   public readonly passwordValueFrom: pulumi.Output<string>;
   /** The RDS instance identifier (for alarms), when the program created it. */
   public readonly instanceIdentifier?: pulumi.Output<string>;
+  /** What a restore from a snapshot needs (docs/runbooks.md), when the program created the instance. */
+  public readonly restoreNames?: pulumi.Output<{
+    identifier: string;
+    subnetGroup: string;
+    parameterGroup: string;
+    securityGroupIds: string[];
+  }>;
 
   constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("attic:aws:Database", name, {}, opts);
@@ -131,6 +138,12 @@ export class Database extends pulumi.ComponentResource {
     this.passwordSecretArn = secret.arn;
     this.passwordValueFrom = secret.arn;
     this.instanceIdentifier = instance.identifier;
+    this.restoreNames = pulumi.output({
+      identifier: instance.identifier,
+      subnetGroup: subnets.name,
+      parameterGroup: parameters.name,
+      securityGroupIds: instance.vpcSecurityGroupIds,
+    });
     this.registerOutputs({ host: this.host });
   }
 }

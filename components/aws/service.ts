@@ -172,7 +172,10 @@ export class Service extends pulumi.ComponentResource {
         Resource: [args.passwordSecretArn],
       },
     ];
-    const ecr = /^(\d+)\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com\/([^:@]+)/.exec(attic.image);
+    // Optional in config (the office does not run the image); config/load.ts requires it for aws.
+    const image = attic.image;
+    if (!image) throw new Error("attic-infra:attic.image is required for the aws site");
+    const ecr = /^(\d+)\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com\/([^:@]+)/.exec(image);
     if (ecr) {
       // The public attic image needs no IAM; a mirror in ECR does.
       executionStatements.push(
@@ -229,7 +232,7 @@ export class Service extends pulumi.ComponentResource {
     });
     const container = (containerName: string, mode: string, extra: Record<string, unknown>) => ({
       name: containerName,
-      image: attic.image,
+      image,
       command: ["--mode", mode],
       environment,
       secrets,

@@ -30,6 +30,10 @@ export class AwsSite extends pulumi.ComponentResource {
   public readonly databaseEndpoint: pulumi.Output<string>;
   public readonly logGroup: pulumi.Output<string>;
   public readonly gcRunTask: Service["gcRunTask"];
+  /** The RDS names a snapshot restore needs; absent with `database.existing`. */
+  public readonly database?: Database["restoreNames"];
+  /** The ECS cluster and the api service, for `aws ecs update-service`. */
+  public readonly ecs: pulumi.Output<{ cluster: string; apiService: string }>;
   public readonly alarmTopicArn: pulumi.Output<string>;
   public readonly alarmEmailConfirmation?: string;
   public readonly caches: pulumi.Output<Record<string, CacheOutput>>;
@@ -155,6 +159,8 @@ export class AwsSite extends pulumi.ComponentResource {
     this.databaseEndpoint = pulumi.interpolate`${database.host}:${database.port}`;
     this.logGroup = service.logGroupName;
     this.gcRunTask = service.gcRunTask;
+    if (database.restoreNames) this.database = database.restoreNames;
+    this.ecs = pulumi.output({ cluster: service.clusterName, apiService: service.serviceName });
     this.alarmTopicArn = monitoring.topicArn;
     if (monitoring.emailConfirmation) this.alarmEmailConfirmation = monitoring.emailConfirmation;
     this.caches = server.caches;

@@ -1,27 +1,42 @@
 /**
  * npm run synth -- --stack <name>            reads Pulumi.<name>.yaml, writes out/<name>/
  * npm run synth -- --config <file> --out <dir>
+ *   [--preview]       answer as `pulumi preview` of a new stack: computed values stay unknown
  *   [--show-secrets]  write secret values instead of "[secret]"
  *
+ * The program runs through Pulumi's own entry point (@pulumi/pulumi/cmd/run) against a recording
+ * engine: see engine.ts.
+ *
  * Exit status: 0 written; 2 invalid configuration (problems on stderr, nothing written);
- * 1 anything else.
+ * 1 anything else (one sentence on stderr).
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError } from "../../config/load";
-import { synth } from "./harness";
+import { checkOutDir, OUT_MARKER } from "./outDir";
 import { readProjectName, readStackFile } from "./stackFile";
 
-const USAGE = `usage: npm run synth -- (--stack <name> | --config <stack yaml>) [--out <dir>] [--show-secrets]
+type SynthResult = Awaited<ReturnType<typeof import("./harness").synth>>;
 
-Runs the Pulumi program offline under Pulumi's mock runtime and writes
+const USAGE = `usage: npm run synth -- (--stack <name> | --config <stack yaml>) [--out <dir>] [--preview] [--show-secrets]
+
+Runs the Pulumi program offline through Pulumi's entry point against a recording engine and writes
   <out>/resources.json  every resource, in registration order, with inputs and options
   <out>/outputs.json    the stack outputs
   <out>/files/          every generated file a deployment uploads or runs
-Secrets are written as "[secret]" unless --show-secrets. Default <out>: out/<stack>.`;
+  <out>/unknown-files.txt  (--preview) files whose content is known only after deploy
+Secrets are written as "[secret]" unless --show-secrets. Default <out>: out/<stack>.
+<out> must not exist, be empty, lie under out/, or hold an earlier synth (${OUT_MARKER}).`;
 
 const ROOT = path.resolve(__dirname, "..", "..");
+
+/** The stacks checked in next to Pulumi.yaml. */
+function knownStacks(): string[] {
+  return readdirSync(ROOT)
+    .map((f) => /^Pulumi\.(.+)\.ya?ml$/.exec(f)?.[1])
+    .filter((s): s is string => s !== undefined)
+    .sort();
+}
 
 async function main(argv: string[]): Promise<number> {
   let args: ReturnType<typeof parse>;
@@ -40,6 +55,12 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`give exactly one of --stack or --config\n\n${USAGE}\n`);
     return 1;
   }
+  if (stackName !== undefined && !knownStacks().includes(stackName)) {
+    process.stderr.write(
+      `there is no Pulumi.${stackName}.yaml; stacks here: ${knownStacks().join(", ")} (or give --config <file>)\n`,
+    );
+    return 1;
+  }
   const file = configFile ? path.resolve(configFile) : path.join(ROOT, `Pulumi.${stackName}.yaml`);
   const stack =
     stackName ??
@@ -48,17 +69,25 @@ async function main(argv: string[]): Promise<number> {
       .replace(/^Pulumi\./, "")
       .replace(/\.ya?ml$/, "");
   const out = path.resolve(args.values.out ?? path.join(ROOT, "out", stack));
+  const refusal = checkOutDir(out, ROOT);
+  if (refusal) {
+    process.stderr.write(`${refusal}\n`);
+    return 1;
+  }
   const project = readProjectName(path.join(ROOT, "Pulumi.yaml"));
 
   let stackFile: ReturnType<typeof readStackFile>;
   try {
     stackFile = readStackFile(file, project);
   } catch (err) {
-    process.stderr.write(`cannot read ${file}: ${(err as Error).message}\n`);
+    process.stderr.write(`cannot read ${file}: ${systemMessage(err)}\n`);
     return 1;
   }
 
-  let result: Awaited<ReturnType<typeof synth>>;
+  // Loaded only now: the checks above answer at once, without loading the Pulumi SDK.
+  const { synth } = await import("./harness");
+  const { ConfigError } = await import("../../config/load");
+  let result: SynthResult;
   try {
     result = await synth({
       stack,
@@ -66,6 +95,8 @@ async function main(argv: string[]): Promise<number> {
       config: stackFile.config,
       secretKeys: stackFile.secretKeys,
       showSecrets: args.values["show-secrets"] ?? false,
+      preview: args.values.preview ?? false,
+      via: "engine",
     });
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -76,19 +107,47 @@ async function main(argv: string[]): Promise<number> {
   }
   for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
 
+  try {
+    write(out, result);
+  } catch (err) {
+    process.stderr.write(`cannot write ${out}: ${systemMessage(err)}\n`);
+    return 1;
+  }
+  const unknown =
+    result.unknownFiles.length > 0 ? ` (${result.unknownFiles.length} unknown until deploy)` : "";
+  process.stdout.write(
+    `synth ${stack}: ${result.resources.length} resources, ${Object.keys(result.files).length} files${unknown} → ${path.relative(process.cwd(), out) || "."}\n`,
+  );
+  return 0;
+}
+
+/** Replaces `out` (already checked by checkOutDir) with the result. */
+function write(out: string, result: SynthResult): void {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(path.join(out, "files"), { recursive: true });
+  writeFileSync(
+    path.join(out, OUT_MARKER),
+    "Written by npm run synth; the next synth replaces this directory.\n",
+  );
   writeFileSync(path.join(out, "resources.json"), `${JSON.stringify(result.resources, null, 2)}\n`);
   writeFileSync(path.join(out, "outputs.json"), `${JSON.stringify(result.outputs, null, 2)}\n`);
+  if (result.unknownFiles.length > 0)
+    writeFileSync(
+      path.join(out, "unknown-files.txt"),
+      result.unknownFiles.map((f) => `files/${f}: unknown until deploy\n`).join(""),
+    );
   for (const [rel, content] of Object.entries(result.files)) {
     const target = path.join(out, "files", rel);
     mkdirSync(path.dirname(target), { recursive: true });
     writeFileSync(target, content);
   }
-  process.stdout.write(
-    `synth ${stack}: ${result.resources.length} resources, ${Object.keys(result.files).length} files → ${path.relative(process.cwd(), out) || "."}\n`,
-  );
-  return 0;
+}
+
+/** `EACCES: permission denied, mkdir '/x'` → `permission denied`: one sentence, no stack. */
+function systemMessage(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code && e.message) return e.message.replace(/^[A-Z]+: /, "").replace(/, \w+ '.*'$/, "");
+  return String((err as Error).message ?? err);
 }
 
 function parse(argv: string[]) {
@@ -98,6 +157,7 @@ function parse(argv: string[]) {
       stack: { type: "string" },
       config: { type: "string" },
       out: { type: "string" },
+      preview: { type: "boolean" },
       "show-secrets": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -108,7 +168,9 @@ function parse(argv: string[]) {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    process.stderr.write(`synth failed: ${(err as Error).stack ?? err}\n`);
+    const e = err as NodeJS.ErrnoException;
+    // I/O problems are the user's to fix and need no stack trace; anything else is a bug here.
+    process.stderr.write(`synth failed: ${e.code ? systemMessage(e) : (e.stack ?? String(err))}\n`);
     process.exit(1);
   },
 );

@@ -1,47 +1,42 @@
 /**
- * Offline synth: runs the real program (index.ts) under Pulumi's mock runtime — no Pulumi CLI, no
+ * Offline synth: runs the real program (index.ts) against a recording engine — no Pulumi CLI, no
  * cloud credentials — and captures what it would deploy: every resource with its inputs and
- * options, the stack outputs, and every generated file. Used by `npm run synth` and by the tests.
+ * options, the stack outputs, and every generated file.
+ *
+ * Two transports, one recording monitor (monitor.ts), identical results:
+ * - `via: "engine"` (what `npm run synth` uses): a fresh `node @pulumi/pulumi/cmd/run` process
+ *   started exactly as pulumi-language-nodejs starts it, talking gRPC to an in-process engine
+ *   (engine.ts). Same module loading (ts-node with the Pulumi.yaml runtime options), config
+ *   decoding (PULUMI_CONFIG), URNs, resource options and dynamic-provider serialization as
+ *   `pulumi preview`. Costs a process start (≈ 3 s).
+ * - `via: "in-process"` (the default, for the test suite's many variants): the program runs in
+ *   this process with the monitor in the SDK's monitor slot; after the first run a synth takes a
+ *   fraction of a second. test/synth.test.ts proves both give the same resources, outputs and files.
  */
-import { createHash } from "node:crypto";
-import * as pulumi from "@pulumi/pulumi";
-import { clearArtifacts, recordedArtifacts } from "../../components/artifacts";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import type * as pulumi from "@pulumi/pulumi";
+import { SYNTH_ARTIFACTS_ENV } from "../../components/artifactsSink";
 import { loadConfig } from "../../config/load";
-import { makeMocks } from "./mocks";
+import { type Launch, runThroughEngine } from "./engine";
+import { type MonitorOptions, RecordingMonitor, SECRET_PLACEHOLDER, type SynthResource } from "./monitor";
 
-export const SECRET_PLACEHOLDER = "[secret]";
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
-const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
-const RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e";
-
-export interface ResourceOptions {
-  protect: boolean;
-  retainOnDelete: boolean;
-  deleteBeforeReplace: boolean;
-  additionalSecretOutputs: string[];
-  ignoreChanges: string[];
-  replaceOnChanges: string[];
-  dependsOn: string[];
-  /** The URNs the resource's aliases resolve to: a state entry under one of them is this resource. */
-  aliases: string[];
-}
-
-export interface SynthResource {
-  urn: string;
-  type: string;
-  name: string;
-  parent: string | null;
-  custom: boolean;
-  inputs: Record<string, unknown>;
-  options: ResourceOptions;
-}
+export { type ResourceOptions, SECRET_PLACEHOLDER, type SynthResource, UNKNOWN_PLACEHOLDER } from "./monitor";
 
 export interface SynthResult {
   resources: SynthResource[];
   outputs: Record<string, unknown>;
   /** Relative path → content. */
   files: Record<string, string>;
+  /** Files a deployment writes whose content is known only after deploy (previews). */
+  unknownFiles: string[];
+  /** Each warning the program logged, once. */
   warnings: string[];
+  /** How the program was started (via: "engine"). */
+  launch?: Launch;
+  /** The program process's lifetime, start to exit (via: "engine"). */
+  durationMs?: number;
 }
 
 export interface SynthOptions {
@@ -52,44 +47,76 @@ export interface SynthOptions {
   /** Config keys whose values are secret (from `secure:` values). */
   secretKeys?: string[];
   showSecrets?: boolean;
+  /** Answer as a create-preview: computed outputs stay unknown. */
+  preview?: boolean;
+  via?: "engine" | "in-process";
+  /** Extra environment for the program's process (via: "engine"). */
+  env?: Record<string, string>;
 }
 
-/** Plain data from a deserialized input: secrets hidden or unwrapped, resource references as URNs. */
-function clean(value: unknown, showSecrets: boolean): unknown {
-  if (Array.isArray(value)) return value.map((v) => clean(v, showSecrets));
-  if (value !== null && typeof value === "object") {
-    const obj = value as Record<string, unknown>;
-    if (obj[SECRET_SIG] === SECRET_VALUE)
-      return showSecrets ? clean(obj.value, showSecrets) : SECRET_PLACEHOLDER;
-    if (obj[SECRET_SIG] === RESOURCE_SIG) return { resource: obj.urn };
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(obj)) {
-      // The dynamic provider's serialized closure is code, not configuration: long and noisy.
-      if (k === "__provider") out[k] = "[serialized dynamic provider]";
-      else out[k] = clean(obj[k], showSecrets);
+export { securePlaceholder } from "./stackFile";
+
+/**
+ * Runs the program once. Config problems throw ConfigError before anything runs: the harness
+ * validates first, exactly as the program itself does on its first line.
+ */
+export async function synth(options: SynthOptions): Promise<SynthResult> {
+  const { warnings } = loadConfig(options.config);
+  const monitorOptions: MonitorOptions = {
+    project: options.project ?? "attic-infra",
+    stack: options.stack,
+    preview: options.preview ?? false,
+    showSecrets: options.showSecrets ?? false,
+    region: options.config["aws:region"] ?? "us-east-1",
+  };
+  return options.via === "engine"
+    ? synthThroughEngine(monitorOptions, options)
+    : synthInProcess(monitorOptions, options, warnings);
+}
+
+async function synthThroughEngine(
+  monitorOptions: MonitorOptions,
+  options: SynthOptions,
+): Promise<SynthResult> {
+  const dir = mkdtempSync(path.join(tmpdir(), "attic-infra-synth-"));
+  const sink = path.join(dir, "artifacts.jsonl");
+  try {
+    const run = await runThroughEngine(monitorOptions, options.config, options.secretKeys ?? [], {
+      ...options.env,
+      [SYNTH_ARTIFACTS_ENV]: sink,
+      // ts-node's compile cache would otherwise live in the shared temp directory for good.
+      TS_NODE_CACHE_DIRECTORY: path.join(dir, "ts-node"),
+    });
+    if (run.exitCode !== 0) {
+      const detail = run.errors.length > 0 ? run.errors.join("\n") : run.stderr.trim();
+      throw new Error(`the program failed (exit ${run.exitCode}):\n${detail}`);
     }
-    return out;
+    const files: Record<string, string> = {};
+    const declared: string[] = [];
+    let text = "";
+    try {
+      text = readFileSync(sink, "utf8");
+    } catch {
+      // The program recorded no artifact.
+    }
+    for (const line of text.split("\n").filter(Boolean)) {
+      const a = JSON.parse(line) as { path: string; content?: string; secret?: boolean };
+      if (a.content === undefined) declared.push(a.path);
+      else files[a.path] = a.secret && !monitorOptions.showSecrets ? SECRET_PLACEHOLDER : a.content;
+    }
+    return {
+      resources: run.monitor.resources,
+      outputs: run.monitor.outputs,
+      // In recording order, as the in-process transport gives them.
+      files: Object.fromEntries(declared.filter((p) => p in files).map((p) => [p, files[p]!])),
+      unknownFiles: declared.filter((p) => !(p in files)),
+      warnings: run.warnings,
+      launch: run.launch,
+      durationMs: run.durationMs,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  return value;
-}
-
-/** Resolves Outputs in a value tree, replacing secret parts with the placeholder. */
-async function resolve(value: unknown, showSecrets: boolean): Promise<unknown> {
-  if (pulumi.Output.isInstance(value)) {
-    const o = value as pulumi.Output<unknown> & { promise(): Promise<unknown>; isSecret: Promise<boolean> };
-    const [inner, secret] = await Promise.all([o.promise(), o.isSecret]);
-    if (secret && !showSecrets) return SECRET_PLACEHOLDER;
-    return resolve(inner, showSecrets);
-  }
-  if (value instanceof Promise) return resolve(await value, showSecrets);
-  if (Array.isArray(value)) return Promise.all(value.map((v) => resolve(v, showSecrets)));
-  if (value !== null && typeof value === "object" && !(value instanceof pulumi.Resource)) {
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value))
-      out[k] = await resolve((value as Record<string, unknown>)[k], showSecrets);
-    return out;
-  }
-  return value;
 }
 
 type Program = () => Promise<Record<string, unknown>>;
@@ -105,124 +132,57 @@ async function loadProgram(): Promise<Program> {
   return program;
 }
 
-/** A deterministic placeholder for a `secure:` config value that cannot be decrypted offline. */
-export function securePlaceholder(key: string): string {
-  return `SYNTHSECRET-config-${createHash("sha256").update(key).digest("hex").slice(0, 16)}`;
+interface SdkInternals {
+  settings: {
+    setMockOptions(monitor: unknown, project: string, stack: string, preview: boolean, org: string): void;
+    awaitFeatureSupport(): Promise<void>;
+    waitForRPCs(): Promise<void>;
+  };
+  state: { getStore(): { settings: { options: Record<string, unknown> } } };
+  stack: { runInPulumiStack(init: () => Promise<unknown>): Promise<unknown> };
 }
+/** Loaded on first use: the engine transport (the command line) needs none of the SDK here. */
+const sdk = (): SdkInternals => ({
+  settings: require("@pulumi/pulumi/runtime/settings"),
+  state: require("@pulumi/pulumi/runtime/state"),
+  stack: require("@pulumi/pulumi/runtime/stack"),
+});
 
-/**
- * Runs the program once. Config problems throw ConfigError before anything is registered: the
- * harness validates first, exactly as the program itself does on its first line.
- */
-export async function synth(options: SynthOptions): Promise<SynthResult> {
-  const { warnings } = loadConfig(options.config);
-  const showSecrets = options.showSecrets ?? false;
-  const region = options.config["aws:region"] ?? "us-east-1";
-
-  await pulumi.runtime.setMocks(makeMocks(region), options.project ?? "attic-infra", options.stack, false);
+async function synthInProcess(
+  monitorOptions: MonitorOptions,
+  options: SynthOptions,
+  warnings: string[],
+): Promise<SynthResult> {
+  const pulumi = await import("@pulumi/pulumi");
+  const { clearArtifacts, recordedArtifacts } = await import("../../components/artifacts");
+  const { settings, state, stack } = sdk();
+  const monitor = new RecordingMonitor(monitorOptions);
+  settings.setMockOptions(
+    monitor,
+    monitorOptions.project,
+    monitorOptions.stack,
+    monitorOptions.preview,
+    "organization",
+  );
+  await settings.awaitFeatureSupport();
   pulumi.runtime.setAllConfig(options.config, options.secretKeys ?? []);
   // A dynamic provider's closure is serialized asynchronously, and only once per process when
   // cached: the cache would make a second run in the same process register that resource earlier.
-  (
-    require("@pulumi/pulumi/runtime/state") as {
-      getStore(): { settings: { options: Record<string, unknown> } };
-    }
-  ).getStore().settings.options.cacheDynamicProviders = false;
+  state.getStore().settings.options.cacheDynamicProviders = false;
   clearArtifacts();
 
-  const entries: SynthResource[] = [];
-  const monitor = pulumi.runtime.getMonitor() as unknown as {
-    registerResource(req: RegisterRequest, cb: (err: unknown, res?: { getUrn(): string }) => void): void;
-  };
-  const original = monitor.registerResource.bind(monitor);
-  monitor.registerResource = (req, cb) => {
-    const implicit = new Set<string>();
-    req.getPropertydependenciesMap().forEach((deps) => {
-      for (const urn of deps.getUrnsList()) implicit.add(urn);
-    });
-    const entry: SynthResource = {
-      urn: "",
-      type: req.getType(),
-      name: req.getName(),
-      parent: req.getParent() || null,
-      custom: req.getCustom(),
-      inputs: clean(pulumi.runtime.deserializeProperties(req.getObject() as never), showSecrets) as Record<
-        string,
-        unknown
-      >,
-      options: {
-        protect: req.getProtect(),
-        retainOnDelete: req.getRetainondelete(),
-        deleteBeforeReplace: req.getDeletebeforereplace(),
-        additionalSecretOutputs: [...req.getAdditionalsecretoutputsList()].sort(),
-        ignoreChanges: [...req.getIgnorechangesList()].sort(),
-        replaceOnChanges: [...req.getReplaceonchangesList()].sort(),
-        dependsOn: req
-          .getDependenciesList()
-          .filter((u) => !implicit.has(u))
-          .sort(),
-        aliases: req
-          .getAliasesList()
-          .map((a) => aliasUrn(a, req, options.stack, options.project ?? "attic-infra")),
-      },
-    };
-    entries.push(entry);
-    original(req, (err, res) => {
-      if (res) entry.urn = res.getUrn();
-      cb(err, res);
-    });
-  };
-
   const main = await loadProgram();
-  const exported = await main();
-  const outputs = (await resolve(exported, showSecrets)) as Record<string, unknown>;
-  // Not in the runtime's public typings, but exported: wait for registrations still in flight.
-  await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  // As cmd/run does: the program runs inside the root stack component, which registers its outputs.
+  await stack.runInPulumiStack(main);
+  await settings.waitForRPCs();
 
   const files: Record<string, string> = {};
-  for (const [file, content] of recordedArtifacts())
-    files[file] = (await resolve(content, showSecrets)) as string;
-
-  return { resources: entries, outputs, files, warnings };
-}
-
-/** The URN an alias spec names (defaults: the resource's own name, type, stack and project). */
-function aliasUrn(alias: AliasProto, req: RegisterRequest, stack: string, project: string): string {
-  const spec = alias.getSpec();
-  if (!spec) return alias.getUrn();
-  const type = spec.getType() || req.getType();
-  const parent = spec.getNoparent() ? "" : spec.getParenturn() || req.getParent();
-  const qualified = parent ? `${parent.split("::")[2]}$${type}` : type;
-  return `urn:pulumi:${spec.getStack() || stack}::${spec.getProject() || project}::${qualified}::${spec.getName() || req.getName()}`;
-}
-
-interface AliasProto {
-  getUrn(): string;
-  getSpec():
-    | {
-        getName(): string;
-        getType(): string;
-        getStack(): string;
-        getProject(): string;
-        getParenturn(): string;
-        getNoparent(): boolean;
-      }
-    | undefined;
-}
-
-interface RegisterRequest {
-  getAliasesList(): AliasProto[];
-  getType(): string;
-  getName(): string;
-  getParent(): string;
-  getCustom(): boolean;
-  getObject(): unknown;
-  getProtect(): boolean;
-  getRetainondelete(): boolean;
-  getDeletebeforereplace(): boolean;
-  getAdditionalsecretoutputsList(): string[];
-  getIgnorechangesList(): string[];
-  getReplaceonchangesList(): string[];
-  getDependenciesList(): string[];
-  getPropertydependenciesMap(): { forEach(cb: (deps: { getUrnsList(): string[] }) => void): void };
+  const unknownFiles: string[] = [];
+  for (const [file, content] of recordedArtifacts()) {
+    const o = content as pulumi.Output<string> & { promise(): Promise<string>; isKnown: Promise<boolean> };
+    const [text, known, secret] = await Promise.all([o.promise(), o.isKnown, pulumi.isSecret(o)]);
+    if (!known) unknownFiles.push(file);
+    else files[file] = secret && !monitorOptions.showSecrets ? SECRET_PLACEHOLDER : text;
+  }
+  return { resources: monitor.resources, outputs: monitor.outputs, files, unknownFiles, warnings };
 }

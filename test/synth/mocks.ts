@@ -56,8 +56,13 @@ function awsFakes(type: string, name: string, inputs: Record<string, unknown>, r
   const arn = known?.arn
     ? known.arn(name, id, region)
     : `arn:aws:${module}:${region}:${ACCOUNT_ID}:${kind}/${id}`;
-  const state: Record<string, unknown> = { arn, id };
+  // Pulumi auto-names a resource whose `name` is not given: the logical name plus a random suffix
+  // (the provider's Check). Types without a `name` output ignore it.
+  const state: Record<string, unknown> = { arn, id, name: inputs.name ?? `${name}-${suffix.slice(0, 7)}` };
   switch (type) {
+    case "aws:route53/record:Record":
+      Object.assign(state, { fqdn: String(inputs.name).replace(/\.$/, "") });
+      break;
     case "aws:s3/bucket:Bucket": {
       const bucket = (inputs.bucket as string | undefined) ?? `${name}-${suffix.slice(0, 7)}`;
       Object.assign(state, {

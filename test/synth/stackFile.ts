@@ -4,13 +4,18 @@
  * `secure:` values — which need the stack's secrets provider — replaced by deterministic
  * placeholders so the program still runs offline.
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { securePlaceholder } from "./harness";
 
 export interface StackFile {
   config: Record<string, string>;
   secretKeys: string[];
+}
+
+/** A deterministic placeholder for a `secure:` config value that cannot be decrypted offline. */
+export function securePlaceholder(key: string): string {
+  return `SYNTHSECRET-config-${createHash("sha256").update(key).digest("hex").slice(0, 16)}`;
 }
 
 function replaceSecure(value: unknown, key: string, found: { secret: boolean }): unknown {
