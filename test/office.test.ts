@@ -41,7 +41,9 @@ const URNS_BEFORE_10 = [
   "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-apply",
   "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-confirm",
   "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-confirm",
-  "urn:pulumi:office::attic-infra::attic:attic:Server$pulumi-nodejs:dynamic/attic-infra:AtticCache::office-attic-cache-n3x",
+  // As Pulumi's engine builds it (deployment.go generateURN): the parent's whole type chain. The old
+  // mock harness wrote only the parent's own type here; the resource is the same.
+  "urn:pulumi:office::attic-infra::attic:office:Site$attic:attic:Server$pulumi-nodejs:dynamic/attic-infra:AtticCache::office-attic-cache-n3x",
 ];
 /**
  * The step resources the one deploy resource replaced. They had no `delete` (remote.Command's
