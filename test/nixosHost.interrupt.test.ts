@@ -10,29 +10,13 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { FakeNixosHost, type HostState } from "./support/fakeNixosHost";
-import { atticdModule, DeployRig } from "./support/nixosDeploy";
+import { FakeNixosHost } from "./support/fakeNixosHost";
+import { AT_V1, AT_V2, atticdModule, DeployRig } from "./support/nixosDeploy";
 import { haveTool } from "./support/tools";
 
 const V1 = atticdModule(1);
 const V2 = atticdModule(2);
 const V3 = atticdModule(3);
-const AT_V1: Partial<HostState> = {
-  running: "v1",
-  bootDefault: "v1",
-  liveModule: "v1",
-  db: "m1",
-  atticd: "ok",
-  pending: undefined,
-  timerArmed: false,
-};
-const AT_V2: Partial<HostState> = {
-  ...AT_V1,
-  running: "v2",
-  bootDefault: "v2",
-  liveModule: "v2",
-  db: "m1,m2",
-};
 
 async function until(what: string, cond: () => boolean): Promise<void> {
   for (let i = 0; i < 400; i++) {

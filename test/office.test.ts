@@ -1,7 +1,7 @@
 /**
  * The office site as the program builds it (offline synth of the checked-in office example): a
  * configuration of the NixOS host deployer, whose scenarios over real SSH are in
- * nixosHost.deploy.test.ts and nixosHost.interrupt.test.ts. Here: the resources and their URNs,
+ * nixosHost.{deploy,failures,interrupt}.test.ts. Here: the resources and their URNs,
  * what the deploy is given, the cross-site ordering, the config checks, and shellcheck.
  */
 import { spawnSync } from "node:child_process";
@@ -25,8 +25,12 @@ import { exampleBlocks, exampleConfig, ROOT, synthExample, toConfigMap } from ".
 import { haveTool } from "./support/tools";
 import { synth } from "./synth/harness";
 
-/** The office example's URNs before the deployer component (#10), captured from that code. */
+/**
+ * The office example's URNs before the deployer component (#10), captured from that code (main at
+ * f66aed2) with the synth engine, which names URNs as the Pulumi engine does.
+ */
 const URNS_BEFORE_10 = [
+  "urn:pulumi:office::attic-infra::pulumi:pulumi:Stack::attic-infra-office",
   "urn:pulumi:office::attic-infra::attic:office:Site::office",
   "urn:pulumi:office::attic-infra::attic:mikrotik:Switch::mikrotik",
   "urn:pulumi:office::attic-infra::tls:index/privateKey:PrivateKey::token-signing-key",
@@ -35,14 +39,12 @@ const URNS_BEFORE_10 = [
   "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-host",
   "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-backup",
   "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-module",
-  "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-env",
   "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-arm",
-  "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-switch",
+  "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-env",
   "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-apply",
+  "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-switch",
   "urn:pulumi:office::attic-infra::attic:office:Site$command:remote:Command::office-confirm",
   "urn:pulumi:office::attic-infra::attic:mikrotik:Switch$command:local:Command::mikrotik-confirm",
-  // As Pulumi's engine builds it (deployment.go generateURN): the parent's whole type chain. The old
-  // mock harness wrote only the parent's own type here; the resource is the same.
   "urn:pulumi:office::attic-infra::attic:office:Site$attic:attic:Server$pulumi-nodejs:dynamic/attic-infra:AtticCache::office-attic-cache-n3x",
 ];
 /**

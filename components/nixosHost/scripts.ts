@@ -489,7 +489,10 @@ curl -fsS -o /dev/null --max-time 5${o.service.healthHost ? ` -H ${shellQuote(`H
   || fail "$HEALTH_URL does not answer; not confirming: the host rolls back by itself (journalctl -u ${ROLLBACK_UNIT})"
 # The timer stays armed until the end: if anything below fails, the rollback undoes it (it restores
 # the boot default and the module it finds changed).
-if [ -f "$MODULE" ]; then cp -p "$MODULE" "$PENDING/module.previous"; else touch "$PENDING/module.absent"; fi
+# Only the first attempt records it: a retried confirm may find its own module already live.
+if [ ! -e "$PENDING/module.previous" ] && [ ! -e "$PENDING/module.absent" ]; then
+  if [ -f "$MODULE" ]; then cp -p "$MODULE" "$PENDING/module.previous"; else touch "$PENDING/module.absent"; fi
+fi
 nix-env -p "$PROFILE" --set "$toplevel"
 "$toplevel/bin/switch-to-configuration" boot
 mkdir -p "$(dirname "$MODULE")"

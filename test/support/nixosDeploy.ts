@@ -17,7 +17,7 @@ import {
   type DeployTimes,
   deployScript,
 } from "../../components/nixosHost/scripts";
-import type { FakeNixosHost } from "./fakeNixosHost";
+import type { FakeNixosHost, HostState } from "./fakeNixosHost";
 import { type RunResult, TestSshd } from "./sshd";
 
 export const SECRET = "SYNTHSECRET-nixos-signing-key-0f1e2d3c";
@@ -34,6 +34,24 @@ export const TIMES: DeployTimes = {
 export function atticdModule(version: number, marker = ""): string {
   return `{ ... }: { services.atticd.enable = true; } # atticd-version: ${version} ${marker}\n`;
 }
+
+/** A host that runs a confirmed atticd 1 (AT_V1) or 2 (AT_V2), nothing pending. */
+export const AT_V1: Partial<HostState> = {
+  running: "v1",
+  bootDefault: "v1",
+  liveModule: "v1",
+  db: "m1",
+  atticd: "ok",
+  pending: undefined,
+  timerArmed: false,
+};
+export const AT_V2: Partial<HostState> = {
+  ...AT_V1,
+  running: "v2",
+  bootDefault: "v2",
+  liveModule: "v2",
+  db: "m1,m2",
+};
 
 export class DeployRig {
   private constructor(
