@@ -1,15 +1,17 @@
 /**
- * attic-infra: a private Nix binary cache (atticd) on AWS, on an office NixOS host, and the office
- * switch's VLAN for it. Each stack's `attic-infra:sites` selects which of these it deploys.
+ * attic-infra: a private Nix binary cache (atticd) on AWS, on an office NixOS host, on a public NixOS
+ * host (a VPS), and the office switch's VLAN for it. Each stack's `attic-infra:sites` selects which of these it deploys.
  */
 
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { nixConfSnippet } from "./components/attic/server";
+import { type CacheSite, multiSiteNixConfSnippet } from "./components/attic/nixConf";
+import type { CacheOutput } from "./components/attic/server";
 import { tokenSigningKey } from "./components/attic/signingKey";
 import { AwsSite } from "./components/aws/site";
 import { MikrotikSwitch } from "./components/mikrotik/switch";
 import { OfficeSite } from "./components/office/site";
+import { VpsSite } from "./components/vps/site";
 import { ConfigError, loadConfig } from "./config/load";
 import { type AwsConfig, engineVersionVerdict } from "./config/schema";
 
@@ -65,13 +67,15 @@ async function main(): Promise<Record<string, unknown>> {
   // Public: `npm run verify` checks each exported token against it.
   if (signingKey) outputs.tokenPublicKey = signingKey.publicKeyPem;
 
-  let awsSite: AwsSite | undefined;
+  // The cache sites of this stack, for the nix.conf snippets that list several of them.
+  const cacheSites: Array<{ site: CacheSite; caches: pulumi.Output<Record<string, CacheOutput>> }> = [];
   if (config.aws && config.attic && signingKey && provider) {
-    const site = (awsSite = new AwsSite(
+    const site = new AwsSite(
       "aws",
       { attic: config.attic, aws: config.aws, signingKey },
       { providers: { aws: provider } },
-    ));
+    );
+    cacheSites.push({ site: "aws", caches: site.caches });
     outputs.aws = {
       endpoint: site.endpoint,
       bucketName: site.bucketName,
@@ -98,19 +102,39 @@ async function main(): Promise<Record<string, unknown>> {
       signingKey,
       ...(sw ? { dependsOn: [sw] } : {}),
     });
+    cacheSites.push({ site: "office", caches: site.caches });
     outputs.office = {
       endpoint: site.endpoint,
       modulePath: site.modulePath,
       caches: site.caches,
       tokens: site.tokens,
-      // On the LAN the office cache comes first; the AWS one (same stack) is the fallback.
-      nixConf: awsSite
-        ? pulumi
-            .all([site.caches, awsSite.caches])
-            .apply(([office, cloud]) => nixConfSnippet([...Object.values(office), ...Object.values(cloud)]))
-        : site.nixConf,
+      nixConf: site.nixConf,
       netrc: site.netrc,
     };
+  }
+  if (config.vps && config.attic && signingKey) {
+    const site = new VpsSite("vps", { attic: config.attic, vps: config.vps, signingKey });
+    cacheSites.push({ site: "vps", caches: site.caches });
+    outputs.vps = {
+      endpoint: site.endpoint,
+      modulePath: site.modulePath,
+      caches: site.caches,
+      tokens: site.tokens,
+      nixConf: site.nixConf,
+      netrc: site.netrc,
+    };
+  }
+  if (cacheSites.length > 1) {
+    // Each site's clients get its caches and those of every farther site, nearest first by priority.
+    const all = pulumi.all(cacheSites.map((s) => s.caches));
+    for (const { site } of cacheSites) {
+      (outputs[site] as { nixConf: pulumi.Output<string> }).nixConf = all.apply((caches) =>
+        multiSiteNixConfSnippet(
+          cacheSites.map((s, i) => ({ site: s.site, caches: caches[i]! })),
+          site,
+        ),
+      );
+    }
   }
   if (sw) {
     outputs.mikrotik = {

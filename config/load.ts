@@ -16,19 +16,23 @@ import {
   mikrotikSchema,
   type OfficeConfig,
   officeSchema,
+  OPEN_TO_ALL,
   SITES,
   type SiteName,
   sitesSchema,
+  type VpsConfig,
+  vpsSchema,
 } from "./schema";
 
 export const NAMESPACE = "attic-infra";
 
 export interface StackConfig {
   sites: SiteName[];
-  /** Present whenever the aws or office site is selected. */
+  /** Present whenever the aws, office or vps site is selected. */
   attic?: AtticConfig;
   aws?: AwsConfig;
   office?: OfficeConfig;
+  vps?: VpsConfig;
   mikrotik?: MikrotikConfig;
   /** `aws:region`, when set. */
   awsRegion?: string;
@@ -56,6 +60,7 @@ const BLOCKS = {
   attic: atticSchema,
   aws: awsSchema,
   office: officeSchema,
+  vps: vpsSchema,
   mikrotik: mikrotikSchema,
 } as const;
 type BlockName = keyof typeof BLOCKS;
@@ -83,7 +88,13 @@ function describeIssue(block: string, issue: z.core.$ZodIssue, value: unknown): 
     );
   }
   let message = issue.message;
-  if (issue.code === "invalid_type" && valueAt(value, issue.path) === undefined) message = "is required";
+  // A field may say more than "is required" (what to write, how to set a secret).
+  if (
+    issue.code === "invalid_type" &&
+    valueAt(value, issue.path) === undefined &&
+    !message.startsWith("is required")
+  )
+    message = "is required";
   else if (message.startsWith("Invalid input: expected"))
     message = `${message.replace("Invalid input: ", "")}`;
   return [`${keyPath(block, issue.path)}: ${message}`];
@@ -219,6 +230,7 @@ export function loadConfig(raw: Record<string, string>): LoadedConfig {
   const needs: Record<SiteName, BlockName[]> = {
     aws: ["attic", "aws"],
     office: ["attic", "office"],
+    vps: ["attic", "vps"],
     mikrotik: ["mikrotik"],
   };
   if (sites.includes("aws") && parsed.attic && parsed.attic.image === undefined)
@@ -234,12 +246,12 @@ export function loadConfig(raw: Record<string, string>): LoadedConfig {
     }
   }
   if (parsed.sites) {
-    for (const block of ["aws", "office", "mikrotik"] as const) {
+    for (const block of ["aws", "office", "vps", "mikrotik"] as const) {
       if (values[block] !== undefined && !sites.includes(block))
         warnings.push(`${NAMESPACE}:${block}: is set but sites does not list ${block}; it is ignored`);
     }
-    if (values.attic !== undefined && !sites.includes("aws") && !sites.includes("office"))
-      warnings.push(`${NAMESPACE}:attic: is set but neither aws nor office is in sites; it is ignored`);
+    if (values.attic !== undefined && !sites.some((s) => s === "aws" || s === "office" || s === "vps"))
+      warnings.push(`${NAMESPACE}:attic: is set but none of aws, office, vps is in sites; it is ignored`);
   }
 
   const mdns = (path: string, name: string) =>
@@ -256,6 +268,17 @@ export function loadConfig(raw: Record<string, string>): LoadedConfig {
       mdns(keyPath("mikrotik", ["dns", "records", i, "name"]), r.name);
   });
 
+  parsed.vps?.sshFrom.forEach((c, i) => {
+    if (OPEN_TO_ALL.includes(c))
+      warnings.push(
+        `${keyPath("vps", ["sshFrom", i])}: ${JSON.stringify(c)} lets the whole internet reach SSH on this public host; list your admin network and the CI runners that deploy instead`,
+      );
+  });
+  if (parsed.vps?.storage.type === "local")
+    warnings.push(
+      `${NAMESPACE}:vps.storage: local storage keeps every NAR and the database dumps on the host alone; use storage.s3 (e.g. Backblaze B2) so a lost VPS loses nothing`,
+    );
+
   const now = Date.now();
   parsed.attic?.tokens.forEach((t, i) => {
     const exp = expiry(t.validUntil) * 1000;
@@ -271,9 +294,10 @@ export function loadConfig(raw: Record<string, string>): LoadedConfig {
   if (problems.length > 0) throw new ConfigError(problems);
 
   const config: StackConfig = { sites };
-  if (sites.includes("aws") || sites.includes("office")) config.attic = parsed.attic;
+  if (sites.some((s) => s === "aws" || s === "office" || s === "vps")) config.attic = parsed.attic;
   if (sites.includes("aws")) config.aws = parsed.aws;
   if (sites.includes("office")) config.office = parsed.office;
+  if (sites.includes("vps")) config.vps = parsed.vps;
   if (sites.includes("mikrotik")) config.mikrotik = parsed.mikrotik;
   const region = raw["aws:region"];
   if (region !== undefined) config.awsRegion = region;

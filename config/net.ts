@@ -69,3 +69,18 @@ export function subnetCidrs(cidr: string, newPrefix: number, offset: number, cou
   if (offset + count > available) throw new Error(`${cidr} has room for ${available} /${newPrefix} subnets`);
   return Array.from({ length: count }, (_, i) => `${numberToIpv4(base + (offset + i) * size)}/${newPrefix}`);
 }
+
+/**
+ * Parses an IPv4 or IPv6 network in CIDR form ("203.0.113.0/24", "2001:db8::/48") with no host bits
+ * set, or returns undefined.
+ */
+export function parseCidr(text: string): { family: 4 | 6; prefixLength: number } | undefined {
+  if (!ipaddr.isValidCIDR(text)) return undefined;
+  const [addr, prefixLength] = ipaddr.parseCIDR(text);
+  const family = addr.kind() === "ipv4" ? 4 : 6;
+  if (family === 4 && !isIpv4(text.split("/")[0]!)) return undefined;
+  const network =
+    family === 4 ? ipaddr.IPv4.networkAddressFromCIDR(text) : ipaddr.IPv6.networkAddressFromCIDR(text);
+  if (network.toString() !== addr.toString()) return undefined;
+  return { family, prefixLength };
+}

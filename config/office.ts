@@ -13,7 +13,7 @@ import {
   sshFields,
 } from "./fields";
 
-const absPath = (what: string) =>
+export const absPath = (what: string) =>
   z
     .string({ error: (i) => `${show(i.input)} is not a path` })
     .regex(/^\/[^"\\$`]*$/, { error: (i) => `${show(i.input)} is not an absolute path (for ${what})` })
@@ -48,7 +48,7 @@ const listen = z
   });
 
 /** Written unquoted into a systemd EnvironmentFile: keep to the characters keys are made of. */
-const s3Credential = z
+export const s3Credential = z
   .string()
   .regex(/^[A-Za-z0-9+/=_.-]+$/, { error: "is not an S3 key (letters, digits, + / = _ . - only)" });
 

@@ -2,7 +2,8 @@
  * Plain values → Nix expression text. Strings are always Nix strings (an absolute path stays a
  * string: a path literal would be copied into the world-readable store), attribute names are quoted
  * when they are not plain identifiers, and null is refused so a missing value is never silently
- * written as `null`. `nixExpr` marks text to be emitted as-is (e.g. `pkgs.sqlite`).
+ * written as `null`. `nixExpr` marks text to be emitted as-is (e.g. `pkgs.sqlite`), `nixCall` a
+ * function application (e.g. `lib.mkForce false`).
  */
 
 export class NixExpr {
@@ -14,8 +15,21 @@ export function nixExpr(text: string): NixExpr {
   return new NixExpr(text);
 }
 
+/** A function application such as `lib.mkForce false`; arguments are rendered like any value. */
+export class NixCall {
+  constructor(
+    readonly fn: string,
+    readonly args: NixValue[],
+  ) {}
+}
+
+/** `lib.mkIf cond value` and the like. Only for functions the program itself chooses. */
+export function nixCall(fn: string, ...args: NixValue[]): NixCall {
+  return new NixCall(fn, args);
+}
+
 export type NixValue =
-  string | number | boolean | NixExpr | NixValue[] | { [key: string]: NixValue | undefined };
+  string | number | boolean | NixExpr | NixCall | NixValue[] | { [key: string]: NixValue | undefined };
 
 const KEYWORDS = new Set(["if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or"]);
 
@@ -62,6 +76,11 @@ export function toNix(value: NixValue | undefined | null, indent = ""): string {
     throw new Error("null/undefined has no place in the generated Nix (a missing value?)");
   }
   if (value instanceof NixExpr) return value.text;
+  if (value instanceof NixCall)
+    return [
+      value.fn,
+      ...value.args.map((a) => (a instanceof NixCall ? `(${toNix(a, indent)})` : toNix(a, indent))),
+    ].join(" ");
   if (typeof value === "string") return nixIndentedString(value, `${indent}  `) ?? nixString(value);
   if (typeof value === "boolean") return value ? "true" : "false";
   if (typeof value === "number") {
@@ -72,7 +91,8 @@ export function toNix(value: NixValue | undefined | null, indent = ""): string {
   const inner = `${indent}  `;
   if (Array.isArray(value)) {
     if (value.length === 0) return "[ ]";
-    return `[\n${value.map((v) => `${inner}${toNix(v, inner)}`).join("\n")}\n${indent}]`;
+    const item = (v: NixValue) => (v instanceof NixCall ? `(${toNix(v, inner)})` : toNix(v, inner));
+    return `[\n${value.map((v) => `${inner}${item(v)}`).join("\n")}\n${indent}]`;
   }
   const entries = Object.entries(value).filter(([, v]) => v !== undefined);
   if (entries.length === 0) return "{ }";

@@ -3,7 +3,14 @@ import { parseHumantime } from "../config/humantime";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { ConfigError, type LoadedConfig, loadConfig, objectKeys } from "../config/load";
-import { EITHER_BLOCKS, atticSchema, awsSchema, mikrotikSchema, officeSchema } from "../config/schema";
+import {
+  EITHER_BLOCKS,
+  atticSchema,
+  awsSchema,
+  mikrotikSchema,
+  officeSchema,
+  vpsSchema,
+} from "../config/schema";
 import { exampleBlocks, exampleConfig, ROOT, toConfigMap } from "./support/stacks";
 
 type Blocks = Record<string, any>;
@@ -130,9 +137,9 @@ describe("rejections name the full key path", () => {
     ]);
   });
 
-  it("a site that is not one of aws, office, mikrotik, or listed twice", () => {
+  it("a site that is not one of aws, office, vps, mikrotik, or listed twice", () => {
     expect(problemsAfter("dev", (b) => (b["attic-infra:sites"] = ["aws", "aws", "gcp"]))).toEqual([
-      'attic-infra:sites[2]: "gcp" is not a site; use aws, office or mikrotik',
+      'attic-infra:sites[2]: "gcp" is not a site; use aws, office, vps or mikrotik',
     ]);
     expect(problemsAfter("dev", (b) => (b["attic-infra:sites"] = ["aws", "aws"]))).toEqual([
       'attic-infra:sites[1]: "aws" is listed twice',
@@ -253,7 +260,7 @@ describe("rejections name the full key path", () => {
       ),
     ]);
     expect(problemsAfter("dev", (b) => (b["attic-infra:region"] = "x"))).toEqual([
-      "attic-infra:region: unknown key; known keys: sites, attic, aws, office, mikrotik",
+      "attic-infra:region: unknown key; known keys: sites, attic, aws, office, vps, mikrotik",
     ]);
   });
 
@@ -459,6 +466,7 @@ describe("the README's config reference", () => {
     ["attic", atticSchema],
     ["aws", awsSchema],
     ["office", officeSchema],
+    ["vps", vpsSchema],
     ["mikrotik", mikrotikSchema],
   ] as const)("documents every key of attic-infra:%s", (block, schema) => {
     const words = documented(section(block));

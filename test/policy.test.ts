@@ -66,9 +66,11 @@ function mutate(
 let dev: SynthResult;
 let office: SynthResult;
 let adopt: SynthResult;
+let vps: SynthResult;
 beforeAll(async () => {
   dev = await synthExample("dev", true);
   office = await synthExample("office", true);
+  vps = await synthExample("vps", true);
   const { config } = readStackFile(path.join(ROOT, "test", "fixtures", "Pulumi.adopt.yaml"), "attic-infra");
   adopt = await synth({ stack: "adopt", config, showSecrets: true });
 });
@@ -76,6 +78,7 @@ beforeAll(async () => {
 describe("the example stacks pass every policy", () => {
   it("dev", () => expect(violations(dev.resources)).toEqual([]));
   it("office", () => expect(violations(office.resources)).toEqual([]));
+  it("vps", () => expect(violations(vps.resources)).toEqual([]));
   it("a stack adopting existing infrastructure", () => expect(violations(adopt.resources)).toEqual([]));
   it("all policies are mandatory", () => {
     for (const p of policies) expect(p.enforcementLevel, p.name).toBe("mandatory");

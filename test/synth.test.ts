@@ -73,7 +73,7 @@ describe("site selection", () => {
 });
 
 describe("a stack with both the aws and office sites", () => {
-  it("the office nix.conf snippet lists the office cache first, then the AWS one", async () => {
+  it("the office nix.conf snippet lists the office cache first, then the AWS one, by priority", async () => {
     const dev = exampleBlocks("dev") as Record<string, any>;
     const off = exampleBlocks("office") as Record<string, any>;
     const both = toConfigMap({
@@ -84,7 +84,7 @@ describe("a stack with both the aws and office sites", () => {
     const r = await synth({ stack: "both", config: both });
     const nixConf = (r.outputs.office as { nixConf: string }).nixConf;
     expect(nixConf.split("\n")[0]).toBe(
-      "extra-substituters = http://attic.lan:8080/n3x https://attic.example.com/n3x",
+      "extra-substituters = http://attic.lan:8080/n3x?priority=41 https://attic.example.com/n3x?priority=42",
     );
     expect(r.resources.filter((e) => e.type === "tls:index/privateKey:PrivateKey")).toHaveLength(1);
   });

@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../ci/verify";
+import { multiSiteNixConfSnippet } from "../components/attic/nixConf";
 import { nixConfSnippet, netrcLine } from "../components/attic/server";
 import { mintToken } from "../components/attic/tokens";
 import type { TokenConfig } from "../config/schema";
@@ -324,7 +325,7 @@ describe("npm run verify over HTTP", () => {
     expect(parsed.summary).toEqual({ pass: 15, fail: 0, warn: 0, skip: 1 });
   });
 
-  it("--site checks only the chosen sites; the office snippet lists its caches, then AWS's", async () => {
+  it("--site checks only the chosen sites; the office snippet lists its caches, then AWS's, by priority", async () => {
     const { endpoint } = await server();
     const aws = outputs(endpoint).aws;
     const office = {
@@ -335,15 +336,16 @@ describe("npm run verify over HTTP", () => {
       },
     };
     const file = path.join(dir, "two-sites.json");
+    const sites = [
+      { site: "office", caches: office.caches },
+      { site: "aws", caches: aws.caches },
+    ];
     writeFileSync(
       file,
       JSON.stringify({
         tokenPublicKey: PUBLIC_KEY,
-        aws,
-        office: {
-          ...office,
-          nixConf: nixConfSnippet([...Object.values(office.caches), ...Object.values(aws.caches)]),
-        },
+        aws: { ...aws, nixConf: multiSiteNixConfSnippet(sites, "aws") },
+        office: { ...office, nixConf: multiSiteNixConfSnippet(sites, "office") },
       }),
     );
     let text = "";
@@ -352,7 +354,7 @@ describe("npm run verify over HTTP", () => {
     text = "";
     expect(await main(["--outputs", file, "--site", "office", "--wait", "0"], (t) => (text += t))).toBe(1);
     expect(text).toMatch(
-      /✓ {4}office: nix\.conf snippet — substituters http:\/\/127\.0\.0\.1:9\/lan http:.*\/n3x http:.*\/secret with their keys, in the documented order/,
+      /✓ {4}office: nix\.conf snippet — substituters http:\/\/127\.0\.0\.1:9\/lan\?priority=30 http:\S*\/secret\?priority=31 http:\S*\/n3x\?priority=42 with their keys, in the documented order/,
     );
     expect(text).not.toContain(" aws:");
   });

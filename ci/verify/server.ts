@@ -3,13 +3,21 @@
  * only unauthenticated route, answered without the database), its certificate, and its clock.
  */
 import { type Answer, certificate, reason, request, said } from "./http";
-import { type CacheOut, DAY, type SiteOut, type SiteRun, date, dayCount } from "./site";
+import { multiSiteSubstituters, SITE_ORDER, type Substituter } from "../../components/attic/nixConf";
+import { DAY, type SiteRun, date, dayCount } from "./site";
 
-/** The documented substituter order (index.ts): a site's own caches; the office then falls back to AWS. */
-function expectedSubstituters(run: SiteRun): CacheOut[] {
-  const own = Object.values(run.site.caches);
-  const aws: SiteOut | undefined = run.all.aws;
-  return run.name === "office" && aws ? [...own, ...Object.values(aws.caches)] : own;
+/**
+ * The documented substituter order (index.ts, components/attic/nixConf.ts): a site's own caches;
+ * with several cache sites, those of the site and every farther one (office, vps, aws) by priority.
+ */
+function expectedSubstituters(run: SiteRun): Substituter[] {
+  const sites = Object.entries(run.all).filter(([name]) => (SITE_ORDER as readonly string[]).includes(name));
+  return sites.length > 1
+    ? multiSiteSubstituters(
+        sites.map(([site, s]) => ({ site, caches: s.caches })),
+        run.name,
+      )
+    : Object.values(run.site.caches);
 }
 
 export function checkSnippet(run: SiteRun): void {

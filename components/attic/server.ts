@@ -8,7 +8,10 @@ import type * as tls from "@pulumi/tls";
 import { parseHumantime } from "../../config/humantime";
 import type { AtticConfig } from "../../config/schema";
 import { AtticCache } from "./cacheProvider";
+import { netrcLine, nixConfSnippet } from "./nixConf";
 import { mintToken } from "./tokens";
+
+export { netrcLine, nixConfSnippet } from "./nixConf";
 
 export interface CacheOutput {
   substituter: string;
@@ -96,18 +99,4 @@ export class AtticServer extends pulumi.ComponentResource {
       netrc: this.netrc,
     });
   }
-}
-
-/** nix.conf lines for a list of caches, in order of preference. */
-export function nixConfSnippet(caches: CacheOutput[]): string {
-  return [
-    `extra-substituters = ${caches.map((c) => c.substituter).join(" ")}`,
-    `extra-trusted-public-keys = ${caches.map((c) => c.publicKey).join(" ")}`,
-    "",
-  ].join("\n");
-}
-
-/** A netrc line for Nix's netrc-file: Nix sends the token as the password of the cache's host. */
-export function netrcLine(endpoint: string, token: string): string {
-  return `machine ${new URL(endpoint).hostname} password ${token}`;
 }

@@ -75,10 +75,29 @@ export type SiteFacts =
       apiEndpoint: string;
       listen: string;
       storage: StorageSettings;
+    }
+  | {
+      /**
+       * A public NixOS host (a VPS): monolithic behind a TLS proxy on the same host, atticd on
+       * loopback, PostgreSQL over the Unix socket (or SQLite), the private key in its environment file.
+       */
+      kind: "vps";
+      domain: string;
+      /** Loopback address atticd listens on, e.g. 127.0.0.1:8080: only the proxy reaches it. */
+      listen: string;
+      database: "postgresql" | "sqlite";
+      storage: StorageSettings;
     };
 
 export const AWS_LISTEN = "[::]:8080";
 export const OFFICE_DATABASE_URL = "sqlite:///var/lib/atticd/server.db?mode=rwc";
+/**
+ * The local PostgreSQL over its Unix socket, peer-authenticated as the OS user atticd runs as (sqlx
+ * takes the user name from the process when the URL has none): no password exists anywhere. The
+ * nixpkgs atticd module orders itself after PostgreSQL only for a `postgresql://` URL that
+ * contains `/run/postgresql`.
+ */
+export const VPS_POSTGRES_URL = "postgresql:///atticd?host=/run/postgresql";
 
 /**
  * A PostgreSQL URL without a password: sqlx reads PGPASSWORD from the environment. atticd parses the
@@ -120,6 +139,21 @@ export function atticSettings(attic: AtticConfig, site: SiteFacts): AtticSetting
       jwt: {
         signing: { "token-rs256-pubkey-base64": Buffer.from(site.tokenPublicKeyPem).toString("base64") },
       },
+    };
+  }
+  if (site.kind === "vps") {
+    return {
+      listen: site.listen,
+      // The proxy passes the client's Host (Caddy by default, NGINX through recommendedProxySettings)
+      // and the deploy's health check sends this one: any other name gets 400 "Bad Host".
+      "allowed-hosts": [site.domain],
+      "api-endpoint": `https://${site.domain}/`,
+      ...common,
+      database:
+        site.database === "postgresql"
+          ? { url: VPS_POSTGRES_URL, heartbeat: true }
+          : { url: OFFICE_DATABASE_URL, heartbeat: false },
+      storage: site.storage,
     };
   }
   // No [jwt.signing]: atticd then reads ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64 from the environment

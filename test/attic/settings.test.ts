@@ -62,6 +62,27 @@ describe("atticd settings", () => {
     expect(s["api-endpoint"]).toBe("http://attic.lan:8080/");
   });
 
+  it("vps: loopback listen, allowed-hosts and api-endpoint from the domain, PostgreSQL over the socket, no [jwt]", () => {
+    const s = atticSettings(attic, {
+      kind: "vps",
+      domain: "cache.example.com",
+      listen: "127.0.0.1:8080",
+      database: "postgresql",
+      storage: {
+        type: "s3",
+        region: "eu-central-003",
+        bucket: "b",
+        endpoint: "https://s3.eu-central-003.backblazeb2.com",
+      },
+    });
+    expect(s.listen).toBe("127.0.0.1:8080");
+    expect(s["allowed-hosts"]).toEqual(["cache.example.com"]);
+    expect(s["api-endpoint"]).toBe("https://cache.example.com/");
+    expect(s.database).toEqual({ url: "postgresql:///atticd?host=/run/postgresql", heartbeat: true });
+    expect(s.jwt).toBeUndefined();
+    expect(unknownKeys(parse(renderToml(s)))).toEqual([]);
+  });
+
   it("percent-encodes the database user and name (atticd panics on an unparsable URL)", () => {
     expect(postgresUrl({ user: "at@tic", host: "h", port: 5432, name: "a/b" })).toBe(
       "postgresql://at%40tic@h:5432/a%2Fb?sslmode=require",
