@@ -331,7 +331,11 @@ lock() {
   flock -w 60 9 || fail "another attic-infra deploy, confirm or rollback has held $STATE/lock on $(uname -n) for 60 s; wait for it to finish (journalctl -u ${ROLLBACK_UNIT}*), then run pulumi up again"
 }
 lock
-work=$(mktemp -d)
+# The secret environment file passes through here: inside the state directory (0700), never /tmp.
+# A work directory that a killed session left behind is removed by the next one, under the lock.
+work="$STATE/work"
+rm -rf "$work"
+mkdir -m 0700 "$work"
 trap 'rm -rf "$work"' EXIT
 cat > "$work/env"
 ${rollbackFunctions(o)}current() { readlink -f "$RUN/current-system"; }
@@ -549,7 +553,9 @@ rm -rf "$PENDING"
 if [ -f "$MODULE" ]; then cp -p "$MODULE" "$MODULE.previous"; fi
 # shellcheck disable=SC2016 # literal text, expanded nowhere
 printf '%s' ${shellQuote(o.removedModule)} > "$MODULE"
-work=$(mktemp -d)
+work="$STATE/work"
+rm -rf "$work"
+mkdir -m 0700 "$work"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 if ! timeout ${o.timeoutSeconds} nixos-rebuild switch${o.flake ? ` --flake ${shellQuote(o.flake)}` : ""} > "$work/log" 2>&1; then
