@@ -747,6 +747,14 @@ describe("deploys do not cut uploads", () => {
     expect(serviceTimeouts(svc as never)).toEqual({ create: "29m", update: "29m", delete: "29m" });
     expect(serviceTimeouts({ ...svc, deregistrationDelaySeconds: 3600 } as never).update).toBe("84m");
   });
+
+  it("the api service is registered with those timeouts, so waitForSteadyState survives the drain", () => {
+    expect(one(dev, "aws:ecs/service:Service", "aws-ecs-api").options.customTimeouts).toEqual({
+      create: "29m",
+      update: "29m",
+      delete: "29m",
+    });
+  });
 });
 
 describe("trust policies", () => {
