@@ -162,7 +162,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("git") && haveTool("sql
       const host = await FakeNixosHost.create();
       const dir = host.paths.configDir;
       spawnSync("git", ["-C", dir, "init", "-q"]);
-      const rig = await DeployRig.start(host, `${dir}#attic-cache`);
+      const rig = await DeployRig.start(host, { flake: `${dir}#attic-cache` });
       try {
         const r = rig.deploy(V1);
         expect(r.status, r.stderr).toBe(0);
