@@ -12,10 +12,10 @@
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { preflightScript, teardownScript } from "../components/nixosHost/scripts";
 import { FakeNixosHost } from "./support/fakeNixosHost";
-import { AT_V1, AT_V2, atticdModule, DeployRig, ENV, SECRET } from "./support/nixosDeploy";
+import { AT_V1, AT_V2, atticdModule, DeployRig, ENV, RigSshd, SECRET } from "./support/nixosDeploy";
 import { haveTool } from "./support/tools";
 
 const V1 = atticdModule(1);
@@ -24,9 +24,14 @@ const V2 = atticdModule(2);
 describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("curl") && haveTool("sqlite3")))(
   "NixOS host deploy over SSH",
   () => {
+    let sshd: RigSshd;
+    beforeAll(async () => {
+      sshd = await RigSshd.start();
+    });
+    afterAll(() => sshd.stop());
     let rig: DeployRig;
     beforeEach(async () => {
-      rig = await DeployRig.start(await FakeNixosHost.create());
+      rig = await DeployRig.start(await FakeNixosHost.create(), { sshd });
     });
     afterEach(() => rig.stop());
 
@@ -138,7 +143,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
 
     it("refuses a host whose configuration does not import the module, saying how to fix it", async () => {
       rig.stop();
-      rig = await DeployRig.start(await FakeNixosHost.create({ importLine: false }));
+      rig = await DeployRig.start(await FakeNixosHost.create({ importLine: false }), { sshd });
       const r = rig.deploy(V1);
       expect(r.status).toBe(1);
       expect(r.stderr).toContain(
