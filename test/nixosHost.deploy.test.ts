@@ -7,7 +7,9 @@
  * database; every retry is the deploy resource's create run again, as Pulumi re-runs it.
  * The failures (activation, health check, build, confirm, dead-man) are in nixosHost.failures.test.ts;
  * the interruptions (client killed, activation running, reboot, another deploy pending, the rollback
- * under systemd's environment) are in nixosHost.interrupt.test.ts.
+ * under systemd's environment) are in nixosHost.interrupt.test.ts; the scenarios whose outcome
+ * depends on the site's module, environment file or service spec run there for the office and the
+ * vps site (test/support/nixosSites.ts). The vps site's first deploy is in vps.deploy.test.ts.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
