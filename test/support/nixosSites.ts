@@ -58,6 +58,7 @@ function office(): NixosSite {
     name: "office",
     module: (version, marker = "") => marked(text, version, marker),
     env: environmentFile(SECRET, office),
+    // The fake host's own spec is the office's: atticd.service, no Host header.
     adapt: () => {},
   };
 }
