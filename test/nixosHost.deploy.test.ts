@@ -7,15 +7,17 @@
  * database; every retry is the deploy resource's create run again, as Pulumi re-runs it.
  * The failures (activation, health check, build, confirm, dead-man) are in nixosHost.failures.test.ts;
  * the interruptions (client killed, activation running, reboot, another deploy pending, the rollback
- * under systemd's environment) are in nixosHost.interrupt.test.ts.
+ * under systemd's environment) are in nixosHost.interrupt.test.ts; the scenarios whose outcome
+ * depends on the site's module, environment file or service spec run there for the office and the
+ * vps site (test/support/nixosSites.ts). The vps site's first deploy is in vps.deploy.test.ts.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { preflightScript, teardownScript } from "../components/nixosHost/scripts";
 import { FakeNixosHost } from "./support/fakeNixosHost";
-import { AT_V1, AT_V2, atticdModule, DeployRig, ENV, SECRET } from "./support/nixosDeploy";
+import { AT_V1, AT_V2, atticdModule, DeployRig, ENV, RigSshd, SECRET } from "./support/nixosDeploy";
 import { haveTool } from "./support/tools";
 
 const V1 = atticdModule(1);
@@ -24,9 +26,14 @@ const V2 = atticdModule(2);
 describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("curl") && haveTool("sqlite3")))(
   "NixOS host deploy over SSH",
   () => {
+    let sshd: RigSshd;
+    beforeAll(async () => {
+      sshd = await RigSshd.start();
+    });
+    afterAll(() => sshd.stop());
     let rig: DeployRig;
     beforeEach(async () => {
-      rig = await DeployRig.start(await FakeNixosHost.create());
+      rig = await DeployRig.start(await FakeNixosHost.create(), { sshd });
     });
     afterEach(() => rig.stop());
 
@@ -138,7 +145,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
 
     it("refuses a host whose configuration does not import the module, saying how to fix it", async () => {
       rig.stop();
-      rig = await DeployRig.start(await FakeNixosHost.create({ importLine: false }));
+      rig = await DeployRig.start(await FakeNixosHost.create({ importLine: false }), { sshd });
       const r = rig.deploy(V1);
       expect(r.status).toBe(1);
       expect(r.stderr).toContain(
@@ -162,7 +169,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("git") && haveTool("sql
       const host = await FakeNixosHost.create();
       const dir = host.paths.configDir;
       spawnSync("git", ["-C", dir, "init", "-q"]);
-      const rig = await DeployRig.start(host, `${dir}#attic-cache`);
+      const rig = await DeployRig.start(host, { flake: `${dir}#attic-cache` });
       try {
         const r = rig.deploy(V1);
         expect(r.status, r.stderr).toBe(0);

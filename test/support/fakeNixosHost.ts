@@ -28,7 +28,9 @@
  *   start on a database with a newer migration ("Migration file of version ... is missing", as
  *   sea-orm's Migrator does). Module markers `atticd-fails-to-start` and `atticd-answers-503`
  *   make the new atticd fail at start or run but answer 503. A health server answers
- *   GET /<host dir>/ with 200 only while that host's atticd runs healthily.
+ *   GET /<host dir>/ with 200 only while that host's atticd runs healthily. With allowHosts(),
+ *   atticd's `allowed-hosts` (FACTS.md; attic server/src/api): a request whose Host header is not
+ *   one of them, exactly, gets 400 "Bad Host", health check included.
  * - reboot(): kills running units, drops transient units and /run, boots /boot/default and
  *   starts its atticd.
  * Real tools do the rest (sh, coreutils, flock, sqlite3, curl, git).
@@ -328,8 +330,9 @@ export interface HostState {
 
 /**
  * atticd's health endpoint for every fake host of this test process, in a process of its own (the
- * tests block their own event loop on ssh): GET /<host dir>/ answers 200 while that host's atticd
- * runs healthily, else 503. It exits when this process does (its stdin closes).
+ * tests block their own event loop on ssh): GET /<host dir>/ answers 400 "Bad Host" when that host
+ * has allowed hosts and the Host header is none of them, else 200 while its atticd runs healthily,
+ * else 503. It exits when this process does (its stdin closes).
  */
 let healthServer: Promise<string> | undefined;
 function healthServerPort(): Promise<string> {
@@ -342,6 +345,9 @@ function healthServerPort(): Promise<string> {
          process.stdin.on("end", () => process.exit(0)).resume();
          const s = require("http").createServer((q, r) => {
            const dir = path.basename(decodeURIComponent(q.url.split("/")[1] || ""));
+           let allowed = [];
+           try { allowed = fs.readFileSync(path.join(${JSON.stringify(tmpdir())}, dir, "allowed-hosts"), "utf8").split("\\n").filter(Boolean); } catch {}
+           if (allowed.length > 0 && !allowed.includes(q.headers.host)) { r.writeHead(400); r.end("Bad Host"); return; }
            let ok = false;
            try { ok = dir !== "" && fs.readFileSync(path.join(${JSON.stringify(tmpdir())}, dir, "run/atticd.running"), "utf8").trim() === "ok"; } catch {}
            r.writeHead(ok ? 200 : 503); r.end(ok ? "attic" : "down");
@@ -425,6 +431,11 @@ export class FakeNixosHost {
   }
 
   close(): void {}
+
+  /** atticd's `allowed-hosts`: from now on its endpoint answers only requests with one of these Hosts. */
+  allowHosts(hosts: string[]): void {
+    writeFileSync(path.join(this.root, "allowed-hosts"), hosts.map((h) => `${h}\n`).join(""));
+  }
 
   calls(): string[] {
     return readFileSync(path.join(this.root, "calls.log"), "utf8").split("\n").filter(Boolean);

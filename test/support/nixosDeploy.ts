@@ -6,7 +6,8 @@
  * triggers). The teardown is the holder's delete, one SSH session.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { driverScript } from "../../components/nixosHost/driver";
 import { deployId } from "../../components/nixosHost/host";
@@ -17,7 +18,9 @@ import {
   type DeployTimes,
   deployScript,
 } from "../../components/nixosHost/scripts";
-import type { FakeNixosHost, HostState } from "./fakeNixosHost";
+import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
+import { FakeNixosHost, type HostState } from "./fakeNixosHost";
+import type { NixosSite } from "./nixosSites";
 import { type RunResult, TestSshd } from "./sshd";
 
 export const SECRET = "SYNTHSECRET-nixos-signing-key-0f1e2d3c";
@@ -53,25 +56,71 @@ export const AT_V2: Partial<HostState> = {
   db: "m1,m2",
 };
 
-export class DeployRig {
+/**
+ * One sshd for a test file's rigs: its sessions' PATH starts with a link that each rig points at
+ * its fake host's stand-ins (starting an sshd per scenario costs its keys and start-up).
+ */
+export class RigSshd {
   private constructor(
-    readonly host: FakeNixosHost,
     readonly sshd: TestSshd,
-    private readonly flake?: string,
+    private readonly link: string,
   ) {}
 
-  static async start(host: FakeNixosHost, flake?: string): Promise<DeployRig> {
+  static async start(): Promise<RigSshd> {
+    const link = path.join(mkdtempSync(path.join(tmpdir(), "rig-sshd-")), "host-bin");
     // The deploy's own ssh does not choose a key exchange: offer only the cheap one.
-    const sshd = await TestSshd.start({ binDir: host.binDir, kexAlgorithms: "curve25519-sha256" });
-    return new DeployRig(host, sshd, flake);
+    const sshd = await TestSshd.start({ binDir: link, kexAlgorithms: "curve25519-sha256" });
+    return new RigSshd(sshd, link);
+  }
+
+  /** From now on, sessions run `host`'s stand-ins. */
+  serve(host: FakeNixosHost): TestSshd {
+    rmSync(this.link, { force: true });
+    symlinkSync(host.binDir, this.link);
+    return this.sshd;
   }
 
   stop(): void {
     this.sshd.stop();
+  }
+}
+
+export interface RigOptions {
+  /** `<dir>#<host>`: the host is a flake host. */
+  flake?: string;
+  /** The environment file every deploy sends (default ENV). */
+  env?: string;
+  /** A file's shared sshd (default: the rig starts and stops its own). */
+  sshd?: RigSshd;
+}
+
+export class DeployRig {
+  readonly env: string;
+
+  private constructor(
+    readonly host: FakeNixosHost,
+    readonly sshd: TestSshd,
+    private readonly ownSshd: boolean,
+    private readonly flake?: string,
+    env?: string,
+  ) {
+    this.env = env ?? ENV;
+  }
+
+  static async start(host: FakeNixosHost, options: RigOptions = {}): Promise<DeployRig> {
+    const shared = options.sshd;
+    const sshd = shared
+      ? shared.serve(host)
+      : await TestSshd.start({ binDir: host.binDir, kexAlgorithms: "curve25519-sha256" });
+    return new DeployRig(host, sshd, !shared, options.flake, options.env);
+  }
+
+  stop(): void {
+    if (this.ownSshd) this.sshd.stop();
     this.host.close();
   }
 
-  options(module: string, env = ENV): DeployOptions {
+  options(module: string, env = this.env): DeployOptions {
     return {
       paths: this.host.paths,
       ...(this.flake ? { flake: this.flake } : {}),
@@ -82,7 +131,7 @@ export class DeployRig {
     };
   }
 
-  driver(module: string, env = ENV): string {
+  driver(module: string, env = this.env): string {
     const o = this.options(module, env);
     return driverScript({
       deployId: o.deployId,
@@ -93,7 +142,7 @@ export class DeployRig {
   }
 
   /** The local.Command's environment: the connection, host key pinned. */
-  private env(extraPath?: string): NodeJS.ProcessEnv {
+  private commandEnv(extraPath?: string): NodeJS.ProcessEnv {
     return {
       PATH: extraPath ? `${extraPath}:${process.env.PATH}` : process.env.PATH,
       HOME: process.env.HOME,
@@ -108,8 +157,8 @@ export class DeployRig {
   /** `pulumi up` creating (or re-creating) the deploy resource. */
   deploy(module: string, options: { env?: string; path?: string } = {}): RunResult {
     const r = spawnSync("/bin/sh", ["-c", this.driver(module, options.env)], {
-      env: this.env(options.path),
-      input: options.env ?? ENV,
+      env: this.commandEnv(options.path),
+      input: options.env ?? this.env,
       encoding: "utf8",
       timeout: 120_000,
     });
@@ -119,11 +168,11 @@ export class DeployRig {
   /** The same, in the background (its own process group: the test can kill it and its ssh). */
   deployInBackground(module: string): ChildProcess {
     const child = spawn("/bin/sh", ["-c", this.driver(module)], {
-      env: this.env(),
+      env: this.commandEnv(),
       stdio: ["pipe", "ignore", "ignore"],
       detached: true,
     });
-    child.stdin!.end(ENV);
+    child.stdin!.end(this.env);
     return child;
   }
 
@@ -135,7 +184,7 @@ export class DeployRig {
     const o = this.options(module);
     const env = { PATH: `${this.host.binDir}:${process.env.PATH}` };
     for (const [script, input] of [
-      [deployScript(o), ENV],
+      [deployScript(o), this.env],
       [confirmScript(o), ""],
     ] as const) {
       const r = spawnSync("/bin/sh", ["-c", script], { env, input, encoding: "utf8" });
@@ -145,7 +194,7 @@ export class DeployRig {
 
   /** Only the first session of a deploy: armed and activated, never confirmed (cut off). */
   deployWithoutConfirm(module: string): RunResult {
-    return this.sshd.run(asRoot(deployScript(this.options(module))), ENV);
+    return this.sshd.run(asRoot(deployScript(this.options(module))), this.env);
   }
 
   confirm(module: string): RunResult {
@@ -155,4 +204,26 @@ export class DeployRig {
   run(script: string, stdin = ""): RunResult {
     return this.sshd.run(asRoot(script), stdin);
   }
+}
+
+/**
+ * For a test file: one sshd (started before its tests, stopped after them), and `useRig(site)`,
+ * which gives each test of the calling describe a new fake host adapted to `site` on that sshd.
+ */
+export function sharedSshdRigs(): (site: NixosSite) => { rig: DeployRig } {
+  let sshd: RigSshd;
+  beforeAll(async () => {
+    sshd = await RigSshd.start();
+  });
+  afterAll(() => sshd.stop());
+  return (site) => {
+    const t = { rig: undefined as unknown as DeployRig };
+    beforeEach(async () => {
+      const host = await FakeNixosHost.create();
+      site.adapt(host);
+      t.rig = await DeployRig.start(host, { sshd, env: site.env });
+    });
+    afterEach(() => t.rig.stop());
+    return t;
+  };
 }
