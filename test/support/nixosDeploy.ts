@@ -6,7 +6,8 @@
  * triggers). The teardown is the holder's delete, one SSH session.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { driverScript } from "../../components/nixosHost/driver";
 import { deployId } from "../../components/nixosHost/host";
@@ -54,6 +55,9 @@ export const AT_V2: Partial<HostState> = {
 };
 
 export class DeployRig {
+  /** The driver's TMPDIR: its work directory (agent socket, known_hosts) goes in here. */
+  readonly tmp = mkdtempSync(path.join(tmpdir(), "driver-tmp-"));
+
   private constructor(
     readonly host: FakeNixosHost,
     readonly sshd: TestSshd,
@@ -97,6 +101,7 @@ export class DeployRig {
     return {
       PATH: extraPath ? `${extraPath}:${process.env.PATH}` : process.env.PATH,
       HOME: process.env.HOME,
+      TMPDIR: this.tmp,
       NIXOS_HOST: "127.0.0.1",
       NIXOS_PORT: String(this.sshd.port),
       NIXOS_USER: this.sshd.user,
