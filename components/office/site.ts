@@ -101,12 +101,8 @@ export class OfficeSite extends pulumi.ComponentResource {
           port: office.port,
           user: office.user,
           ...(office.hostKey ? { hostKey: office.hostKey } : {}),
-          ...(office.privateKey
-            ? {
-                privateKey: pulumi.secret(office.privateKey),
-                privateKeySetting: "attic-infra:office.privateKey",
-              }
-            : {}),
+          ...(office.privateKey ? { privateKey: pulumi.secret(office.privateKey) } : {}),
+          privateKeySetting: "attic-infra:office.privateKey",
         },
         ...(office.flake ? { flake: office.flake } : {}),
         module,

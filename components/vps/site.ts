@@ -78,9 +78,8 @@ export class VpsSite extends pulumi.ComponentResource {
       port: vps.port,
       user: vps.user,
       ...(vps.hostKey ? { hostKey: vps.hostKey } : {}),
-      ...(vps.privateKey
-        ? { privateKey: pulumi.secret(vps.privateKey), privateKeySetting: "attic-infra:vps.privateKey" }
-        : {}),
+      ...(vps.privateKey ? { privateKey: pulumi.secret(vps.privateKey) } : {}),
+      privateKeySetting: "attic-infra:vps.privateKey",
     };
     const host = new NixosHost(
       `${name}-nixos`,
