@@ -63,8 +63,13 @@ fi
 watchdog=$!
 if [ -n "$agent" ]; then
   export SSH_AUTH_SOCK="$work/agent"
+  # Until it answers: its socket file exists (bind) a moment before it accepts (listen). ssh-add
+  # exits 2 when it cannot reach the agent, 1 for an agent without keys.
   tries=0
-  while [ ! -S "$work/agent" ]; do
+  while :; do
+    reached=0
+    ssh-add -l >/dev/null 2>&1 || reached=$?
+    [ "$reached" = 2 ] || break
     tries=$((tries + 1))
     if [ "$tries" -gt 100 ]; then echo "attic-infra: ssh-agent did not start" >&2; exit 1; fi
     sleep 0.1
