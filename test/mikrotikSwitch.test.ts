@@ -6,7 +6,7 @@
  * other situations (twice, dynamic entries, refusals, removed items, an own bridge) is in
  * mikrotikScripts.test.ts, on the same stand-in in process.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -16,6 +16,7 @@ import { loadConfig } from "../config/load";
 import type { Item } from "./support/fakeRouteros";
 import { FakeSwitch, SFTP_SERVER } from "./support/fakeSwitch";
 import { exampleConfig } from "./support/stacks";
+import { keyLine, killOnceAgentRuns, watchSecrets } from "./support/sshKeyChecks";
 import { haveTool } from "./support/tools";
 
 const M = "attic-infra:office";
@@ -184,25 +185,13 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
     });
 
     it("the private key goes to a private ssh-agent: never on a command line, never in a file", () => {
-      const key = readFileSync(path.join(sw.sshd.dir, "client_key"), "utf8").split("\n")[2]!;
-      const seen = path.join(sw.dir, "seen.log");
-      const pattern = path.join(sw.dir, "key-line");
-      writeFileSync(pattern, `${key}\n`);
+      const key = keyLine(path.join(sw.sshd.dir, "client_key"));
       const tmp = mkdtempSync(path.join(sw.dir, "tmp-"));
-      // Every process's command line, and every file the transport writes, while a step runs.
-      const watcher = spawn(
-        "sh",
-        [
-          "-c",
-          `while :; do ps -eo args; grep -rl -F -f ${pattern} ${tmp} | sed 's/^/FILE /'; sleep 0.01; done > ${seen} 2>&1`,
-        ],
-        { stdio: "ignore" },
-      );
       // The holder's check: version gate, agent, upload, import — every use of the key.
-      const r = sw.run(bundle([{ name: "check", script: checkScript(M) }]), { TMPDIR: tmp });
-      watcher.kill();
+      const { result: r, log } = watchSecrets([key], tmp, sw.dir, () =>
+        sw.run(bundle([{ name: "check", script: checkScript(M) }]), { TMPDIR: tmp }),
+      );
       expect(r.status, r.stderr).toBe(0);
-      const log = readFileSync(seen, "utf8");
       expect(log).toContain(`ssh-agent -D -a ${tmp}/`);
       expect(log).not.toContain(key);
       expect(log).not.toMatch(/^FILE /m);
@@ -216,18 +205,9 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
           stdio: ["pipe", "ignore", "ignore"],
         });
         child.stdin.end(bundle([{ name: "check", script: checkScript(M) }]));
-        const agents = () =>
-          spawnSync("ps", ["-eo", "args"], { encoding: "utf8" })
-            .stdout.split("\n")
-            .filter((l) => l.startsWith("ssh-agent") && l.includes(tmp));
-        for (let i = 0; i < 400 && agents().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
-        expect(agents()).toHaveLength(1);
-        const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-        child.kill(signal);
-        expect(await exited).toBe({ SIGTERM: 143, SIGINT: 130, SIGHUP: 129 }[signal]);
-        // The agent got its SIGTERM from the cleanup; it may take a moment to go.
-        for (let i = 0; i < 200 && agents().length > 0; i++) await new Promise((r) => setTimeout(r, 25));
-        expect(agents()).toEqual([]);
+        const { exit, agents } = await killOnceAgentRuns(child, tmp, signal);
+        expect(exit).toBe({ SIGTERM: 143, SIGINT: 130, SIGHUP: 129 }[signal]);
+        expect(agents).toEqual([]);
         expect(readdirSync(tmp)).toEqual([]);
       });
     }

@@ -11,13 +11,14 @@
  * depends on the site's module, environment file or service spec run there for the office and the
  * vps site (test/support/nixosSites.ts). The vps site's first deploy is in vps.deploy.test.ts.
  */
-import { spawn, spawnSync } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { preflightScript, teardownScript } from "../components/nixosHost/scripts";
 import { FakeNixosHost } from "./support/fakeNixosHost";
 import { AT_V1, AT_V2, atticdModule, DeployRig, ENV, RigSshd, SECRET } from "./support/nixosDeploy";
+import { keyLine, killOnceAgentRuns, watchSecrets } from "./support/sshKeyChecks";
 import { haveTool } from "./support/tools";
 
 const V1 = atticdModule(1);
@@ -97,21 +98,19 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
       expect(left).not.toMatch(/\.next|\.previous|rollback\.sh/);
     });
 
-    it("the secret travels only on stdin: never in a script, an argv, the host's logs or any output", () => {
+    it("the secrets travel only as they must: the environment file on stdin (never in a script, an argv, the host's logs or any output), the SSH key into a private ssh-agent (never on a command line or in a file)", () => {
       const driver = rig.driver(V1);
       expect(driver).not.toContain(SECRET);
       const encoded = Buffer.from(SECRET).toString("base64");
       expect(driver).not.toContain(encoded);
-      const snapshots = path.join(rig.host.root, "ps.log");
-      const watcher = spawn("sh", ["-c", `while :; do ps -eo args; done > ${snapshots}`], {
-        stdio: "ignore",
-      });
-      const r = deployOk(V1);
-      watcher.kill();
-      const seen = readFileSync(snapshots, "utf8");
-      expect(seen).toContain("sshd");
+      const key = keyLine(path.join(rig.sshd.dir, "client_key"));
+      const { result: r, log } = watchSecrets([encoded, key], rig.tmp, rig.host.root, () => deployOk(V1));
+      expect(log).toContain("sshd");
+      expect(log).toContain(`ssh-agent -D -a ${rig.tmp}/`);
+      expect(log).not.toContain(key);
+      expect(log).not.toMatch(/^FILE /m);
       for (const text of [
-        seen,
+        log,
         r.stdout,
         r.stderr,
         rig.host.calls().join("\n"),
@@ -120,6 +119,23 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
         expect(text).not.toContain(encoded);
       }
       expect(readFileSync(rig.host.service.environmentFile, "utf8")).toContain(encoded);
+    });
+
+    it("a driver killed with SIGKILL (no trap runs) leaves no ssh-agent and no temporary files behind", async () => {
+      const client = rig.deployInBackground(V1);
+      try {
+        const { exit, agents } = await killOnceAgentRuns(client, rig.tmp, "SIGKILL");
+        expect(exit).toBe("SIGKILL");
+        expect(agents).toEqual([]);
+        expect(readdirSync(rig.tmp)).toEqual([]);
+      } finally {
+        // What the driver had started and no one stops: its ssh session.
+        try {
+          process.kill(-client.pid!, "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
     });
 
     it("teardown makes the module an empty one and switches to it, keeps the database, removes the environment file", () => {

@@ -10,6 +10,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   statSync,
   writeFileSync,
@@ -97,6 +98,33 @@ describe("the office site (synth)", () => {
     expect(shown.inputs.environment).toBe("[secret]");
     expect(String(shown.inputs.create)).not.toContain("ATTIC_SERVER_TOKEN");
   });
+
+  it.skipIf(!haveTool("ssh-agent"))(
+    "a private key ssh-add refuses stops the deploy before it connects, naming attic-infra:office.privateKey",
+    async () => {
+      const r = await synthExample("office");
+      const tmp = mkdtempSync(path.join(tmpdir(), "driver-"));
+      const run = spawnSync("/bin/sh", ["-c", r.files["office/scripts/driver.sh"]!], {
+        env: {
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          TMPDIR: tmp,
+          NIXOS_HOST: "127.0.0.1",
+          NIXOS_PORT: "1",
+          NIXOS_USER: "root",
+          NIXOS_HOST_KEY: "",
+          NIXOS_PRIVATE_KEY:
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----",
+        },
+        encoding: "utf8",
+      });
+      expect(run.status).toBe(1);
+      expect(run.stderr.trim()).toBe(
+        "attic-infra: the key in attic-infra:office.privateKey could not be loaded (ssh-add); give an unencrypted OpenSSH or PEM private key",
+      );
+      expect(readdirSync(tmp)).toEqual([]);
+    },
+  );
 
   it("the deploy is given atticd's units, environment file, database, health URL and the configured times", async () => {
     const { files } = await synthExample("office");

@@ -19,6 +19,7 @@
  * ROUTEROS_PASSWORD (given by an askpass program, never on a command line); both empty: the
  * caller's SSH agent.
  */
+import { sshClientSetup } from "../sshClient";
 import { BACKUP_PLACEHOLDER, MIN_ROUTEROS, ROUTEROS_ERROR_PATTERNS } from "./routeros";
 
 export function sshWrapperScript(): string {
@@ -26,22 +27,23 @@ export function sshWrapperScript(): string {
   const { major, minor } = MIN_ROUTEROS;
   return `set -eu
 # attic-infra: run the RouterOS steps on stdin on the switch: upload each, /import it, require its done line.
-for tool in ssh scp ssh-agent ssh-add; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "attic-infra: the OpenSSH client ($tool) is needed on this machine to configure the switch" >&2; exit 1; }
-done
-work=$(mktemp -d)
-agent=""
 masters=""
-cleanup() {
-  for cm in $masters; do ssh -F "$work/config" -S "$cm" -O exit switch >/dev/null 2>&1 || true; done
-  if [ -n "$agent" ]; then kill "$agent" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
+${sshClientSetup({
+  env: "ROUTEROS",
+  purpose: "configure the switch",
+  privateKeySetting: "attic-infra:mikrotik.privateKey",
+  tools: ["scp"],
+  onCleanup:
+    'for cm in $masters; do ssh -F "$work/config" -S "$cm" -O exit switch >/dev/null 2>&1 || true; done',
+})}{
+  echo "Host switch"
+  echo "  HostName \\"$ROUTEROS_HOST\\""
+  echo "  Port $ROUTEROS_PORT"
+  echo "  User \\"$ROUTEROS_USER\\""
+  echo "  ConnectTimeout 15"
+  echo "  ServerAliveInterval 15"
+  echo "  LogLevel ERROR"
+} >> "$work/config"
 # The bundle: "#>attic-infra step <name> [new-connection]" before each script.
 awk -v dir="$work" '
   /^#>attic-infra step / { n++; file = sprintf("%s/step%02d.rsc", dir, n); printf "%s %s %s\\n", file, $3, ($4 == "" ? "-" : $4) >> (dir "/steps"); next }
@@ -53,39 +55,8 @@ while read -r file _ _; do
   sed "s/${BACKUP_PLACEHOLDER}/$backup/g" "$file" > "$file.tmp" && mv "$file.tmp" "$file"
 done < "$work/steps"
 
-if [ "$ROUTEROS_PORT" = 22 ]; then known="$ROUTEROS_HOST"; else known="[$ROUTEROS_HOST]:$ROUTEROS_PORT"; fi
-{
-  echo "Host switch"
-  echo "  HostName \\"$ROUTEROS_HOST\\""
-  echo "  Port $ROUTEROS_PORT"
-  echo "  User \\"$ROUTEROS_USER\\""
-  echo "  ConnectTimeout 15"
-  echo "  ServerAliveInterval 15"
-  echo "  LogLevel ERROR"
-} > "$work/config"
-if [ -n "\${ROUTEROS_HOST_KEY:-}" ]; then
-  printf '%s %s\\n' "$known" "$ROUTEROS_HOST_KEY" > "$work/known_hosts"
-  printf '  StrictHostKeyChecking yes\\n  UserKnownHostsFile "%s"\\n' "$work/known_hosts" >> "$work/config"
-else
-  printf '  StrictHostKeyChecking no\\n  UserKnownHostsFile /dev/null\\n' >> "$work/config"
-fi
-if [ -n "\${ROUTEROS_PRIVATE_KEY:-}" ]; then
-  # The key goes into an agent of our own through a pipe: it never touches the disk. The agent runs
-  # in the foreground of a background job, so its pid is known before anything can kill us.
-  ssh-agent -D -a "$work/agent" > /dev/null 2>&1 &
-  agent=$!
-  export SSH_AUTH_SOCK="$work/agent"
-  tries=0
-  while [ ! -S "$work/agent" ]; do
-    tries=$((tries + 1))
-    if [ "$tries" -gt 100 ]; then echo "attic-infra: ssh-agent did not start" >&2; exit 1; fi
-    sleep 0.1
-  done
-  printf '%s\\n' "$ROUTEROS_PRIVATE_KEY" | ssh-add -q - >/dev/null 2>&1 || {
-    echo "attic-infra: the key in attic-infra:mikrotik.privateKey could not be loaded (ssh-add); give an unencrypted OpenSSH or PEM private key" >&2
-    exit 1
-  }
-  printf '  IdentityAgent "%s"\\n  BatchMode yes\\n' "$work/agent" >> "$work/config"
+if [ -n "$agent" ]; then
+  printf '  BatchMode yes\\n' >> "$work/config"
 elif [ -n "\${ROUTEROS_PASSWORD:-}" ]; then
   # OpenSSH reads the password from an askpass program; it never appears on a command line.
   # shellcheck disable=SC2016 # $ROUTEROS_PASSWORD is expanded by the askpass program, not here

@@ -63,6 +63,8 @@ export interface NixosHostConnection {
   hostKey?: string;
   /** Secret. Unset: the SSH agent of the deploying machine. */
   privateKey?: pulumi.Input<string>;
+  /** Where the user set privateKey (attic-infra:office.privateKey), named when it cannot be loaded. */
+  privateKeySetting?: string;
 }
 
 export interface NixosHostArgs {
@@ -133,6 +135,7 @@ export class NixosHost extends pulumi.ComponentResource {
         deploy: asRoot(dep),
         confirm: asRoot(con),
         windowSeconds: args.times.windowSeconds,
+        ...(c.privateKeySetting ? { privateKeySetting: c.privateKeySetting } : {}),
       }),
     );
     const teardown = teardownScript({

@@ -102,6 +102,7 @@ export class OfficeSite extends pulumi.ComponentResource {
           user: office.user,
           ...(office.hostKey ? { hostKey: office.hostKey } : {}),
           ...(office.privateKey ? { privateKey: pulumi.secret(office.privateKey) } : {}),
+          privateKeySetting: "attic-infra:office.privateKey",
         },
         ...(office.flake ? { flake: office.flake } : {}),
         module,

@@ -79,6 +79,7 @@ export class VpsSite extends pulumi.ComponentResource {
       user: vps.user,
       ...(vps.hostKey ? { hostKey: vps.hostKey } : {}),
       ...(vps.privateKey ? { privateKey: pulumi.secret(vps.privateKey) } : {}),
+      privateKeySetting: "attic-infra:vps.privateKey",
     };
     const host = new NixosHost(
       `${name}-nixos`,

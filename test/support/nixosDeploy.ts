@@ -96,6 +96,8 @@ export interface RigOptions {
 
 export class DeployRig {
   readonly env: string;
+  /** The driver's TMPDIR: its work directory (agent socket, known_hosts) goes in here. */
+  readonly tmp = mkdtempSync(path.join(tmpdir(), "driver-tmp-"));
 
   private constructor(
     readonly host: FakeNixosHost,
@@ -146,6 +148,7 @@ export class DeployRig {
     return {
       PATH: extraPath ? `${extraPath}:${process.env.PATH}` : process.env.PATH,
       HOME: process.env.HOME,
+      TMPDIR: this.tmp,
       NIXOS_HOST: "127.0.0.1",
       NIXOS_PORT: String(this.sshd.port),
       NIXOS_USER: this.sshd.user,
