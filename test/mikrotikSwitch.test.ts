@@ -16,7 +16,14 @@ import { loadConfig } from "../config/load";
 import type { Item } from "./support/fakeRouteros";
 import { FakeSwitch, SFTP_SERVER } from "./support/fakeSwitch";
 import { exampleConfig } from "./support/stacks";
-import { keyLine, killOnceAgentRuns, watchSecrets } from "./support/sshKeyChecks";
+import {
+  agentsUnder,
+  keyLine,
+  killOnceAgentRuns,
+  pause,
+  processesUnder,
+  watchSecrets,
+} from "./support/sshKeyChecks";
 import { haveTool } from "./support/tools";
 
 const M = "attic-infra:office";
@@ -211,6 +218,37 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
         expect(readdirSync(tmp)).toEqual([]);
       });
     }
+
+    it("a transport killed with SIGKILL while its connection is open leaves no SSH connection, agent or file behind", async () => {
+      const tmp = mkdtempSync(path.join(sw.dir, "tmp-"));
+      // An upload that takes its time: the transport is killed while it holds its connection open.
+      const slow = mkdtempSync(path.join(sw.dir, "slow-"));
+      writeFileSync(path.join(slow, "scp"), '#!/bin/sh\nsleep 3\nexec /usr/bin/scp "$@"\n', { mode: 0o755 });
+      const child = spawn("/bin/sh", ["-c", sshWrapperScript()], {
+        env: sw.env({ TMPDIR: tmp, PATH: `${slow}:${process.env.PATH}` }),
+        stdio: ["pipe", "ignore", "ignore"],
+        detached: true,
+      });
+      child.stdin.end(bundle([{ name: "check", script: checkScript(M) }]));
+      const masters = () => processesUnder(tmp).filter((l) => l.startsWith("ssh ") && l.includes(" -M "));
+      try {
+        for (let i = 0; i < 400 && masters().length === 0; i++) await pause(25);
+        expect(masters()).toHaveLength(1);
+        child.kill("SIGKILL");
+        for (let i = 0; i < 120 && (masters().length > 0 || readdirSync(tmp).length > 0); i++)
+          await pause(25);
+        expect(masters()).toEqual([]);
+        expect(agentsUnder(tmp)).toEqual([]);
+        expect(readdirSync(tmp)).toEqual([]);
+      } finally {
+        // The slow scp the killed shell had started (its own process group, with the shell's).
+        try {
+          process.kill(-child.pid!, "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
+    });
   },
   // Several SSH deploys per test; a loaded CI machine makes each slow.
   180_000,

@@ -33,8 +33,10 @@ ${sshClientSetup({
   purpose: "configure the switch",
   privateKeySetting: "attic-infra:mikrotik.privateKey",
   tools: ["scp"],
+  // By their sockets, not the $masters list: after a SIGKILL the watchdog runs this with the list
+  // as it was when the watchdog started (empty), and a master would otherwise stay open for good.
   onCleanup:
-    'for cm in $masters; do ssh -F "$work/config" -S "$cm" -O exit switch >/dev/null 2>&1 || true; done',
+    'for cm in "$work"/c[0-9]*; do if [ -S "$cm" ]; then ssh -F "$work/config" -S "$cm" -O exit switch >/dev/null 2>&1 || true; fi; done',
 })}{
   echo "Host switch"
   echo "  HostName \\"$ROUTEROS_HOST\\""

@@ -9,18 +9,23 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One line of an OpenSSH private key file: text that only the key contains. */
 export function keyLine(keyFile: string): string {
   return readFileSync(keyFile, "utf8").split("\n")[2]!;
 }
 
-/** The command lines of the running ssh-agents with their socket under `tmp`. */
-export function agentsUnder(tmp: string): string[] {
+/** The command lines of the running processes that name a path under `tmp`. */
+export function processesUnder(tmp: string): string[] {
   return spawnSync("ps", ["-eo", "args"], { encoding: "utf8" })
     .stdout.split("\n")
-    .filter((l) => l.startsWith("ssh-agent") && l.includes(tmp));
+    .filter((l) => l.includes(tmp));
+}
+
+/** The command lines of the running ssh-agents with their socket under `tmp`. */
+export function agentsUnder(tmp: string): string[] {
+  return processesUnder(tmp).filter((l) => l.startsWith("ssh-agent"));
 }
 
 /**
