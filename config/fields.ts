@@ -129,6 +129,19 @@ export function requireHostKey(raw: unknown, ctx: z.RefinementCtx): void {
   }
 }
 
+export const absPath = (what: string) =>
+  z
+    .string({ error: (i) => `${show(i.input)} is not a path` })
+    .regex(/^\/[^"\\$`]*$/, { error: (i) => `${show(i.input)} is not an absolute path (for ${what})` })
+    .refine((s) => !hasControlChar(s), {
+      error: `contains a control character; not a usable path for ${what}`,
+    });
+
+/** Written unquoted into a systemd EnvironmentFile: keep to the characters keys are made of. */
+export const s3Credential = z
+  .string()
+  .regex(/^[A-Za-z0-9+/=_.-]+$/, { error: "is not an S3 key (letters, digits, + / = _ . - only)" });
+
 // ---------------------------------------------------------------------------------------------
 // Cross-field checks that one invalid value cannot hide
 // ---------------------------------------------------------------------------------------------

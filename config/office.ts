@@ -1,25 +1,18 @@
 /** attic-infra:office — atticd on a NixOS host on the office LAN, deployed over SSH. */
 import { z } from "zod";
-import { windowShortfall } from "./deployBudget";
 import {
+  absPath,
   evenIfInvalid,
-  hasControlChar,
   int,
   isStr,
   loose,
   nonEmpty,
   requireHostKey,
+  s3Credential,
   show,
   sshFields,
 } from "./fields";
-
-export const absPath = (what: string) =>
-  z
-    .string({ error: (i) => `${show(i.input)} is not a path` })
-    .regex(/^\/[^"\\$`]*$/, { error: (i) => `${show(i.input)} is not an absolute path (for ${what})` })
-    .refine((s) => !hasControlChar(s), {
-      error: `contains a control character; not a usable path for ${what}`,
-    });
+import { nixosDeployFields, requireDeployBudget } from "./nixosDeploy";
 
 const apiEndpoint = z.string({ error: (i) => `${show(i.input)} is not a URL` }).superRefine((s, ctx) => {
   let url: URL;
@@ -46,11 +39,6 @@ const listen = z
   .refine((s) => Number(s.slice(s.lastIndexOf(":") + 1)) <= 65535, {
     error: (i) => `${show(i.input)} has an invalid port`,
   });
-
-/** Written unquoted into a systemd EnvironmentFile: keep to the characters keys are made of. */
-export const s3Credential = z
-  .string()
-  .regex(/^[A-Za-z0-9+/=_.-]+$/, { error: "is not an S3 key (letters, digits, + / = _ . - only)" });
 
 const officeStorage = z
   .strictObject({
@@ -111,21 +99,7 @@ export const officeSchema = z
     apiEndpoint,
     listen: listen.default("[::]:8080"),
     storage: officeStorage.prefault({}),
-    /** Seconds after which an unconfirmed deploy rolls itself back; must cover the deploy's budget. */
-    rollbackTimeoutSeconds: int("seconds", 60, 3600).default(180),
-    /** Limit for the activation (`switch-to-configuration test`), inside the rollback window. */
-    activationTimeoutSeconds: int("seconds", 10, 3600).default(90),
-    /** How long atticd may take to answer after the activation, inside the rollback window. */
-    healthTimeoutSeconds: int("seconds", 5, 600).default(30),
-    /** Limit for `nixos-rebuild build`, which runs before the rollback window opens. */
-    buildTimeoutSeconds: int("seconds", 60, 86400).default(1800),
-    /** `<flake dir>#<host>` for flake-based hosts, e.g. /etc/nixos#attic-cache. Unset: /etc/nixos/configuration.nix. */
-    flake: z
-      .string()
-      .regex(/^\/[^#\s"'$`\\]+#[A-Za-z0-9._-]+$/, {
-        error: (i) => `${show(i.input)} is not <absolute flake dir>#<host name>`,
-      })
-      .optional(),
+    ...nixosDeployFields,
     /** Open the listen port in the NixOS firewall. */
     openFirewall: z.boolean({ error: (i) => `${show(i.input)} is not true or false` }).default(true),
     backup: z
@@ -137,18 +111,5 @@ export const officeSchema = z
       .prefault({}),
   })
   .superRefine(requireHostKey, evenIfInvalid)
-  .superRefine((raw, ctx) => {
-    const o = loose(raw);
-    const window = typeof o.rollbackTimeoutSeconds === "number" ? o.rollbackTimeoutSeconds : 180;
-    const activationSeconds =
-      typeof o.activationTimeoutSeconds === "number" ? o.activationTimeoutSeconds : 90;
-    const healthSeconds = typeof o.healthTimeoutSeconds === "number" ? o.healthTimeoutSeconds : 30;
-    const shortfall = windowShortfall(window, { activationSeconds, healthSeconds });
-    if (shortfall)
-      ctx.addIssue({
-        code: "custom",
-        path: ["rollbackTimeoutSeconds"],
-        message: `${shortfall}; raise it, or lower activationTimeoutSeconds / healthTimeoutSeconds`,
-      });
-  }, evenIfInvalid);
+  .superRefine(requireDeployBudget, evenIfInvalid);
 export type OfficeConfig = z.infer<typeof officeSchema>;

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import {
+  absPath,
   evenIfInvalid,
   hostname,
   int,
@@ -12,12 +13,12 @@ import {
   loose,
   nonEmpty,
   requireHostKey,
+  s3Credential,
   show,
   sshFields,
 } from "./fields";
 import { parseCidr } from "./net";
 import { nixosDeployFields, requireDeployBudget } from "./nixosDeploy";
-import { absPath, s3Credential } from "./office";
 
 const required = (what: string, expected: string) => (i: { input: unknown }) =>
   i.input === undefined ? `is required: ${what}` : `${show(i.input)} is not ${expected}`;
