@@ -148,6 +148,18 @@ describe("a stack on shared infrastructure", () => {
     expect(code).toBe(1);
     expect(stderr).toBe('--lcu: "lots" is not a non-negative number\n');
   });
+
+  it("an unknown --stack is refused, listing the stacks there are", async () => {
+    let stderr = "";
+    const code = await costCommand(["--stack", "prod"], {
+      stdout: () => undefined,
+      stderr: (t) => (stderr += t),
+    });
+    expect(code).toBe(1);
+    expect(stderr).toBe(
+      "there is no Pulumi.prod.yaml; stacks here: dev, office, vps (or give --config <file>)\n",
+    );
+  });
 });
 
 describe("the pull request workflow", () => {

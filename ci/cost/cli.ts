@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import { ConfigError } from "../../config/load";
 import { RDS_POSTGRES_VERSIONS } from "../../config/schema";
 import { synth } from "../../test/synth/harness";
-import { readProjectName, readStackFile } from "../../test/synth/stackFile";
+import { readProjectName, readStackFile, stackFileFor } from "../../test/synth/stackFile";
 import {
   ASSUMPTION_FLAGS,
   type Assumptions,
@@ -80,13 +80,12 @@ export async function costCommand(argv: string[], io: Io): Promise<number> {
     assumptions[key] = n;
   }
 
-  const file = configFile ? path.resolve(configFile) : path.join(ROOT, `Pulumi.${stackName}.yaml`);
-  const stack =
-    stackName ??
-    path
-      .basename(file)
-      .replace(/^Pulumi\./, "")
-      .replace(/\.ya?ml$/, "");
+  const target = stackFileFor(ROOT, stackName, configFile);
+  if ("error" in target) {
+    io.stderr(`${target.error}\n`);
+    return 1;
+  }
+  const { file, stack } = target;
   const project = readProjectName(path.join(ROOT, "Pulumi.yaml"));
   const { config, secretKeys } = readStackFile(file, project);
   let result;

@@ -10,11 +10,11 @@
  * Exit status: 0 written; 2 invalid configuration (problems on stderr, nothing written);
  * 1 anything else (one sentence on stderr).
  */
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { checkOutDir, OUT_MARKER } from "./outDir";
-import { readProjectName, readStackFile } from "./stackFile";
+import { readProjectName, readStackFile, stackFileFor } from "./stackFile";
 
 type SynthResult = Awaited<ReturnType<typeof import("./harness").synth>>;
 
@@ -31,12 +31,6 @@ Secrets are written as "[secret]" unless --show-secrets. Default <out>: out/<sta
 const ROOT = path.resolve(__dirname, "..", "..");
 
 /** The stacks checked in next to Pulumi.yaml. */
-function knownStacks(): string[] {
-  return readdirSync(ROOT)
-    .map((f) => /^Pulumi\.(.+)\.ya?ml$/.exec(f)?.[1])
-    .filter((s): s is string => s !== undefined)
-    .sort();
-}
 
 async function main(argv: string[]): Promise<number> {
   let args: ReturnType<typeof parse>;
@@ -55,19 +49,12 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`give exactly one of --stack or --config\n\n${USAGE}\n`);
     return 1;
   }
-  if (stackName !== undefined && !knownStacks().includes(stackName)) {
-    process.stderr.write(
-      `there is no Pulumi.${stackName}.yaml; stacks here: ${knownStacks().join(", ")} (or give --config <file>)\n`,
-    );
+  const target = stackFileFor(ROOT, stackName, configFile);
+  if ("error" in target) {
+    process.stderr.write(`${target.error}\n`);
     return 1;
   }
-  const file = configFile ? path.resolve(configFile) : path.join(ROOT, `Pulumi.${stackName}.yaml`);
-  const stack =
-    stackName ??
-    path
-      .basename(file)
-      .replace(/^Pulumi\./, "")
-      .replace(/\.ya?ml$/, "");
+  const { file, stack } = target;
   const out = path.resolve(args.values.out ?? path.join(ROOT, "out", stack));
   const refusal = checkOutDir(out, ROOT);
   if (refusal) {

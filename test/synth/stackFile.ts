@@ -5,7 +5,8 @@
  * placeholders so the program still runs offline.
  */
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import * as path from "node:path";
 import { parse } from "yaml";
 
 export interface StackFile {
@@ -52,4 +53,36 @@ export function readProjectName(file: string): string {
   const doc = parse(readFileSync(file, "utf8")) as { name?: string };
   if (!doc?.name) throw new Error(`${file} has no project name`);
   return doc.name;
+}
+
+/** The stacks whose `Pulumi.<stack>.yaml` is in `root`, sorted. */
+export function knownStacks(root: string): string[] {
+  return readdirSync(root)
+    .map((f) => /^Pulumi\.(.+)\.ya?ml$/.exec(f)?.[1])
+    .filter((s): s is string => s !== undefined)
+    .sort();
+}
+
+/**
+ * The stack file and stack name a command line names: `--stack <name>` (Pulumi.<name>.yaml in
+ * `root`) or `--config <file>` (the stack named after the file). An unknown stack is a sentence that
+ * lists the stacks there are.
+ */
+export function stackFileFor(
+  root: string,
+  stackName: string | undefined,
+  configFile: string | undefined,
+): { file: string; stack: string } | { error: string } {
+  if (stackName !== undefined && !knownStacks(root).includes(stackName))
+    return {
+      error: `there is no Pulumi.${stackName}.yaml; stacks here: ${knownStacks(root).join(", ")} (or give --config <file>)`,
+    };
+  const file = configFile ? path.resolve(configFile) : path.join(root, `Pulumi.${stackName}.yaml`);
+  const stack =
+    stackName ??
+    path
+      .basename(file)
+      .replace(/^Pulumi\./, "")
+      .replace(/\.ya?ml$/, "");
+  return { file, stack };
 }
