@@ -14,6 +14,18 @@ export type Role = "api-server" | "garbage-collector" | "monolithic";
 export type StorageSettings =
   { type: "local"; path: string } | { type: "s3"; region: string; bucket: string; endpoint?: string };
 
+/** A site's storage block as atticd sees it: where chunks go, without the credentials or the device. */
+export function storageSettings(
+  s:
+    | { type: "local"; path: string }
+    | { type: "s3"; region: string; bucket: string; endpoint?: string | undefined },
+): StorageSettings {
+  if (s.type === "local") return { type: "local", path: s.path };
+  return s.endpoint === undefined
+    ? { type: "s3", region: s.region, bucket: s.bucket }
+    : { type: "s3", region: s.region, bucket: s.bucket, endpoint: s.endpoint };
+}
+
 export interface AtticSettings {
   listen: string;
   "allowed-hosts": string[];

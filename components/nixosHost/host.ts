@@ -67,6 +67,38 @@ export interface NixosHostConnection {
   privateKeySetting?: string;
 }
 
+/**
+ * The connection a site's config block describes (attic-infra:<block>.host, port, user, hostKey,
+ * privateKey). A block that waives the host key check gets a warning on `warnOn`.
+ */
+export function hostConnection(
+  block: string,
+  c: {
+    host: string;
+    port: number;
+    user: string;
+    hostKey?: string | undefined;
+    privateKey?: string | undefined;
+    insecureIgnoreHostKey: boolean;
+  },
+  warnOn: pulumi.Resource,
+): NixosHostConnection {
+  if (c.insecureIgnoreHostKey) {
+    pulumi.log.warn(
+      `attic-infra:${block}.insecureIgnoreHostKey is true: the host's SSH key is not checked. Pin it with ${block}.hostKey.`,
+      warnOn,
+    );
+  }
+  return {
+    host: c.host,
+    port: c.port,
+    user: c.user,
+    ...(c.hostKey ? { hostKey: c.hostKey } : {}),
+    ...(c.privateKey ? { privateKey: pulumi.secret(c.privateKey) } : {}),
+    privateKeySetting: `attic-infra:${block}.privateKey`,
+  };
+}
+
 export interface NixosHostArgs {
   connection: NixosHostConnection;
   /** `<flake dir>#<host>` for flake hosts. Unset: /etc/nixos/configuration.nix. */

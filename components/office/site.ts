@@ -10,9 +10,9 @@ import type { AtticConfig } from "../../config/attic";
 import type { OfficeConfig } from "../../config/office";
 import { atticdModule, ENVIRONMENT_FILE, removedModule, SQLITE_DATABASE } from "../../nixos/atticdModule";
 import { recordArtifact } from "../artifacts";
-import { type AtticSettings, atticSettings, renderToml, type StorageSettings } from "../attic/settings";
+import { type AtticSettings, atticSettings, renderToml, storageSettings } from "../attic/settings";
 import { AtticServer, type CacheOutput } from "../attic/server";
-import { NixosHost } from "../nixosHost/host";
+import { hostConnection, NixosHost } from "../nixosHost/host";
 
 export interface OfficeSiteArgs {
   attic: AtticConfig;
@@ -20,14 +20,6 @@ export interface OfficeSiteArgs {
   signingKey: tls.PrivateKey;
   /** What the host needs first: with the mikrotik site in the stack, the switch (its VLAN, DHCP, DNS). */
   dependsOn?: pulumi.Resource[];
-}
-
-export function officeStorageSettings(office: OfficeConfig): StorageSettings {
-  const s = office.storage;
-  if (s.type === "local") return { type: "local", path: s.path };
-  return s.endpoint === undefined
-    ? { type: "s3", region: s.region, bucket: s.bucket }
-    : { type: "s3", region: s.region, bucket: s.bucket, endpoint: s.endpoint };
 }
 
 /** `[::]:8080` → port 8080, checked on loopback; a specific address is checked on itself. */
@@ -70,7 +62,7 @@ export class OfficeSite extends pulumi.ComponentResource {
       kind: "office",
       apiEndpoint: office.apiEndpoint,
       listen: office.listen,
-      storage: officeStorageSettings(office),
+      storage: storageSettings(office.storage),
     });
     const module = atticdModule({
       settings: this.settings,
@@ -84,26 +76,13 @@ export class OfficeSite extends pulumi.ComponentResource {
     });
     recordArtifact("office/atticd-monolithic.toml", renderToml(this.settings));
 
-    if (office.insecureIgnoreHostKey) {
-      pulumi.log.warn(
-        "attic-infra:office.insecureIgnoreHostKey is true: the host's SSH key is not checked. Pin it with office.hostKey.",
-        this,
-      );
-    }
     // The host's resources were this site's own children before the deployer existed: they keep
     // their URNs (formerParent), so upgrading replaces nothing (a replaced office-host would run
     // its delete, the teardown).
     const host = new NixosHost(
       name,
       {
-        connection: {
-          host: office.host,
-          port: office.port,
-          user: office.user,
-          ...(office.hostKey ? { hostKey: office.hostKey } : {}),
-          ...(office.privateKey ? { privateKey: pulumi.secret(office.privateKey) } : {}),
-          privateKeySetting: "attic-infra:office.privateKey",
-        },
+        connection: hostConnection("office", office, this),
         ...(office.flake ? { flake: office.flake } : {}),
         module,
         environmentFile: pulumi.secret(

@@ -5,16 +5,8 @@
 import type { AtticConfig } from "../../config/schema";
 import type { VpsConfig } from "../../config/vps";
 import { type VpsModuleOptions, vpsModule } from "../../nixos/vpsModule";
-import { type AtticSettings, atticSettings, type StorageSettings } from "../attic/settings";
+import { type AtticSettings, atticSettings, storageSettings } from "../attic/settings";
 import { shellQuote } from "../text";
-
-export function vpsStorageSettings(vps: VpsConfig): StorageSettings {
-  const s = vps.storage;
-  if (s.type === "local") return { type: "local", path: s.path };
-  return s.endpoint === undefined
-    ? { type: "s3", region: s.region, bucket: s.bucket }
-    : { type: "s3", region: s.region, bucket: s.bucket, endpoint: s.endpoint };
-}
 
 /** atticd listens here; only the proxy on the same host reaches it. */
 export const vpsListen = (vps: VpsConfig): string => `127.0.0.1:${vps.localPort}`;
@@ -25,7 +17,7 @@ export function vpsSettings(attic: AtticConfig, vps: VpsConfig): AtticSettings {
     domain: vps.domain,
     listen: vpsListen(vps),
     database: vps.database,
-    storage: vpsStorageSettings(vps),
+    storage: storageSettings(vps.storage),
   });
 }
 

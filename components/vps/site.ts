@@ -13,7 +13,7 @@ import { ENVIRONMENT_FILE, removedModule, SQLITE_DATABASE } from "../../nixos/at
 import { recordArtifact } from "../artifacts";
 import { AtticServer, type CacheOutput } from "../attic/server";
 import { type AtticSettings, renderToml } from "../attic/settings";
-import { type DeployTimes, NixosHost, type ServiceSpec } from "../nixosHost/host";
+import { type DeployTimes, hostConnection, NixosHost, type ServiceSpec } from "../nixosHost/host";
 import { vpsModule } from "../../nixos/vpsModule";
 import { certificateWaitScript, vpsEnvironmentFile, vpsListen, vpsModuleOptions } from "./module";
 
@@ -67,20 +67,7 @@ export class VpsSite extends pulumi.ComponentResource {
     const module = vpsModule(options);
     const env = pulumi.secret(args.signingKey.privateKeyPem.apply((pem) => vpsEnvironmentFile(pem, vps)));
 
-    if (vps.insecureIgnoreHostKey) {
-      pulumi.log.warn(
-        "attic-infra:vps.insecureIgnoreHostKey is true: the host's SSH key is not checked. Pin it with vps.hostKey.",
-        this,
-      );
-    }
-    const connection = {
-      host: vps.host,
-      port: vps.port,
-      user: vps.user,
-      ...(vps.hostKey ? { hostKey: vps.hostKey } : {}),
-      ...(vps.privateKey ? { privateKey: pulumi.secret(vps.privateKey) } : {}),
-      privateKeySetting: "attic-infra:vps.privateKey",
-    };
+    const connection = hostConnection("vps", vps, this);
     const host = new NixosHost(
       `${name}-nixos`,
       {

@@ -12,7 +12,8 @@
  *   `database: sqlite`, the variant whose spec names the database the deployer snapshots.
  */
 import { atticSettings } from "../../components/attic/settings";
-import { environmentFile, listenFacts, officeStorageSettings } from "../../components/office/site";
+import { storageSettings } from "../../components/attic/settings";
+import { environmentFile, listenFacts } from "../../components/office/site";
 import { vpsEnvironmentFile, vpsModuleText } from "../../components/vps/module";
 import { vpsServiceSpec } from "../../components/vps/site";
 import { loadConfig } from "../../config/load";
@@ -44,7 +45,7 @@ function office(): NixosSite {
       kind: "office",
       apiEndpoint: office.apiEndpoint,
       listen: office.listen,
-      storage: officeStorageSettings(office),
+      storage: storageSettings(office.storage),
     }),
     port: listenFacts(office.listen).port,
     openFirewall: office.openFirewall,
