@@ -226,14 +226,21 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
       writeFileSync(path.join(slow, "scp"), '#!/bin/sh\nsleep 3\nexec /usr/bin/scp "$@"\n', { mode: 0o755 });
       const child = spawn("/bin/sh", ["-c", sshWrapperScript()], {
         env: sw.env({ TMPDIR: tmp, PATH: `${slow}:${process.env.PATH}` }),
-        stdio: ["pipe", "ignore", "ignore"],
+        stdio: ["pipe", "ignore", "pipe"],
         detached: true,
       });
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      let exited = false;
+      child.on("exit", () => (exited = true));
       child.stdin.end(bundle([{ name: "check", script: checkScript(M) }]));
       const masters = () => processesUnder(tmp).filter((l) => l.startsWith("ssh ") && l.includes(" -M "));
+      const uploading = () => processesUnder(slow).length > 0;
       try {
-        for (let i = 0; i < 400 && masters().length === 0; i++) await pause(25);
-        expect(masters()).toHaveLength(1);
+        // Connected, agent loaded, and now in the (slow) upload: the moment a kill is most costly.
+        for (let i = 0; i < 400 && !uploading() && !exited; i++) await pause(25);
+        expect(uploading(), `the transport never reached its upload: ${stderr}`).toBe(true);
+        expect(masters(), stderr).toHaveLength(1);
         child.kill("SIGKILL");
         for (let i = 0; i < 120 && (masters().length > 0 || readdirSync(tmp).length > 0); i++)
           await pause(25);
