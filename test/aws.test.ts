@@ -11,9 +11,9 @@ import { awsName, NAME_RULES } from "../components/aws/names";
 import { rateExpression, serviceTimeouts } from "../components/aws/service";
 import { loadConfig } from "../config/load";
 import { engineVersionVerdict } from "../config/schema";
-import { type SynthResource, type SynthResult, synth } from "./synth/harness";
-import { fakeAwsId, SECRET_MARKER } from "./synth/mocks";
-import { readStackFile } from "./synth/stackFile";
+import { type SynthResource, type SynthResult, synth } from "../ci/commands/synth/harness";
+import { fakeAwsId, SECRET_MARKER } from "../ci/commands/synth/mocks";
+import { readStackFile } from "../ci/commands/synth/stackFile";
 import { exampleBlocks, ROOT, synthExample, toConfigMap } from "./support/stacks";
 
 const SG = "aws:ec2/securityGroup:SecurityGroup";

@@ -63,7 +63,7 @@ esac`,
 
 const calls = () => readFileSync(path.join(dir, "calls.log"), "utf8").split("\n").filter(Boolean);
 function script(name: string, args: string[] = [], env: Record<string, string> = {}) {
-  return spawnSync("bash", [path.join(ROOT, "ci", name), ...args], {
+  return spawnSync("bash", [path.join(ROOT, "ci", "nix-project", name), ...args], {
     cwd: dir,
     encoding: "utf8",
     env: {
@@ -78,7 +78,7 @@ function script(name: string, args: string[] = [], env: Record<string, string> =
 }
 const ENV = { ATTIC_ENDPOINT: "https://attic.example.com/", ATTIC_CACHE: "n3x" };
 
-describe("ci/*.sh", () => {
+describe("ci/nix-project/*.sh", () => {
   it.each(["setup-attic.sh", "run-check.sh", "push.sh", "report.sh"])(
     "%s --help explains itself and exits 0",
     (name) => {
@@ -89,11 +89,15 @@ describe("ci/*.sh", () => {
   );
 
   it.skipIf(!haveTool("shellcheck"))("every script passes shellcheck", () => {
-    const scripts = readdirSync(path.join(ROOT, "ci")).filter((f) => f.endsWith(".sh"));
+    const scripts = readdirSync(path.join(ROOT, "ci", "nix-project")).filter((f) => f.endsWith(".sh"));
     expect(scripts.sort()).toEqual(["push.sh", "report.sh", "run-check.sh", "setup-attic.sh"]);
-    const r = spawnSync("shellcheck", ["--severity=info", ...scripts.map((s) => path.join(ROOT, "ci", s))], {
-      encoding: "utf8",
-    });
+    const r = spawnSync(
+      "shellcheck",
+      ["--severity=info", ...scripts.map((s) => path.join(ROOT, "ci", "nix-project", s))],
+      {
+        encoding: "utf8",
+      },
+    );
     expect(r.stdout).toBe("");
     expect(r.status).toBe(0);
   });
@@ -223,7 +227,11 @@ describe("npm run ci-secrets", () => {
   const cli = (args: string[]) =>
     spawnSync(
       process.execPath,
-      [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "ci/ci-secrets.ts"), ...args],
+      [
+        path.join(ROOT, "node_modules/tsx/dist/cli.mjs"),
+        path.join(ROOT, "ci/commands/ci-secrets.ts"),
+        ...args,
+      ],
       {
         encoding: "utf8",
         env: { PATH: `${bin}:/usr/bin:/bin`, STANDIN_DIR: dir },
@@ -300,7 +308,7 @@ describe("npm run ci-secrets", () => {
 describe("workflows and templates", () => {
   const workflows = [
     ...readdirSync(path.join(ROOT, ".github/workflows")).map((f) => path.join(".github/workflows", f)),
-    "ci/github/nix-cache.yml",
+    "ci/nix-project/github/nix-cache.yml",
   ];
 
   it.each(workflows)("actionlint passes %s", async (file) => {
@@ -412,7 +420,7 @@ describe("workflows and templates", () => {
       synth: read,
       preview: { ...read, "id-token": "write", "pull-requests": "write" },
     });
-    expect(permissions("ci/github/nix-cache.yml")).toEqual({ workflow: {}, checks: read });
+    expect(permissions("ci/nix-project/github/nix-cache.yml")).toEqual({ workflow: {}, checks: read });
   });
 
   it("the deploy workflow verifies each stack with npm run verify right after its pulumi up", () => {
@@ -434,7 +442,9 @@ describe("workflows and templates", () => {
   });
 
   it("the GitLab template runs the same scripts (structure only: GitLab's linter is not here)", () => {
-    const gl = parseYaml(readFileSync(path.join(ROOT, "ci/gitlab/nix-cache.gitlab-ci.yml"), "utf8"));
+    const gl = parseYaml(
+      readFileSync(path.join(ROOT, "ci/nix-project/gitlab/nix-cache.gitlab-ci.yml"), "utf8"),
+    );
     const job = gl[".attic-nix-check"];
     expect(job.before_script).toContain("ci/attic/setup-attic.sh");
     expect(job.script).toEqual(['ci/attic/run-check.sh "$CHECK"']);
@@ -442,7 +452,7 @@ describe("workflows and templates", () => {
     expect(gl["nix-checks"].extends).toBe(".attic-nix-check");
     for (const s of [...job.before_script, ...job.script, ...job.after_script]) {
       const file = /ci\/attic\/([\w-]+\.sh)/.exec(s)?.[1];
-      if (file) expect(existsSync(path.join(ROOT, "ci", file)), file).toBe(true);
+      if (file) expect(existsSync(path.join(ROOT, "ci", "nix-project", file)), file).toBe(true);
     }
   });
 });

@@ -9,11 +9,11 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { beforeAll, describe, expect, it } from "vitest";
-import { costCommand } from "../ci/cost/cli";
-import { type CostLine, estimate, renderMarkdown, runsPerMonth } from "../ci/cost/estimate";
+import { costCommand } from "../ci/commands/cost/cli";
+import { type CostLine, estimate, renderMarkdown, runsPerMonth } from "../ci/commands/cost/estimate";
 import { RDS_POSTGRES_VERSIONS } from "../config/schema";
-import { type SynthResult, synth } from "./synth/harness";
-import { readStackFile } from "./synth/stackFile";
+import { type SynthResult, synth } from "../ci/commands/synth/harness";
+import { readStackFile } from "../ci/commands/synth/stackFile";
 import { ROOT, synthExample } from "./support/stacks";
 
 const SHARED = path.join(ROOT, "test", "fixtures", "Pulumi.shared.yaml");

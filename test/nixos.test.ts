@@ -12,8 +12,8 @@ import { parse as parseToml } from "smol-toml";
 import { beforeAll, describe, expect, it } from "vitest";
 import { atticdModule, backupScript, moduleConfig, removedModule } from "../nixos/atticdModule";
 import { NixExpr, type NixValue, nixAttrName, nixExpr, nixString, toNix } from "../nixos/nix";
-import { type SynthResult, synth } from "./synth/harness";
-import { SECRET_MARKER } from "./synth/mocks";
+import { type SynthResult, synth } from "../ci/commands/synth/harness";
+import { SECRET_MARKER } from "../ci/commands/synth/mocks";
 import { exampleBlocks, synthExample, toConfigMap } from "./support/stacks";
 import { haveTool } from "./support/tools";
 

@@ -24,7 +24,7 @@ import { loadConfig } from "../config/load";
 import { backupScript, ENVIRONMENT_FILE, restoreCommands, SQLITE_DATABASE } from "../nixos/atticdModule";
 import { exampleBlocks, exampleConfig, ROOT, synthExample, toConfigMap } from "./support/stacks";
 import { haveTool } from "./support/tools";
-import { synth } from "./synth/harness";
+import { synth } from "../ci/commands/synth/harness";
 
 /**
  * The office example's URNs before the deployer component (#10), captured from that code (main at

@@ -5,9 +5,9 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { settingsFrom } from "../ci/ci-secrets";
+import { settingsFrom } from "../ci/commands/ci-secrets";
 import { ROOT, synthExample } from "./support/stacks";
-import type { SynthResult } from "./synth/harness";
+import type { SynthResult } from "../ci/commands/synth/harness";
 
 type Path = string[];
 const docs = (file: string) => readFileSync(path.join(ROOT, "docs", file), "utf8");

@@ -19,8 +19,8 @@ import {
   requiredTags,
   tlsListeners,
 } from "../policy/policies";
-import { type SynthResource, type SynthResult, synth } from "./synth/harness";
-import { readStackFile } from "./synth/stackFile";
+import { type SynthResource, type SynthResult, synth } from "../ci/commands/synth/harness";
+import { readStackFile } from "../ci/commands/synth/stackFile";
 import { ROOT, synthExample } from "./support/stacks";
 
 type Policy = (typeof policies)[number];

@@ -5,11 +5,11 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { exampleBlocks, exampleConfig, ROOT, synthExample, toConfigMap, toYaml } from "./support/stacks";
-import { type SynthResult, synth } from "./synth/harness";
-import { leaks } from "./synth/leaks";
-import { makeMocks } from "./synth/mocks";
-import { checkOutDir, OUT_MARKER } from "./synth/outDir";
-import { readStackFile } from "./synth/stackFile";
+import { type SynthResult, synth } from "../ci/commands/synth/harness";
+import { leaks } from "./support/leaks";
+import { makeMocks } from "../ci/commands/synth/mocks";
+import { checkOutDir, OUT_MARKER } from "../ci/commands/synth/outDir";
+import { readStackFile } from "../ci/commands/synth/stackFile";
 
 const componentTypes = (r: SynthResult) => r.resources.filter((e) => !e.custom).map((e) => e.type);
 
@@ -196,7 +196,7 @@ describe("npm run synth (the command line)", () => {
   const cli = (args: string[]) =>
     spawnSync(
       process.execPath,
-      [path.join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"), "test/synth/cli.ts", ...args],
+      [path.join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"), "ci/commands/synth/cli.ts", ...args],
       {
         cwd: ROOT,
         encoding: "utf8",
@@ -245,7 +245,7 @@ describe("npm run synth (the command line)", () => {
         process.execPath,
         [
           path.join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"),
-          path.join(ROOT, "test/synth/cli.ts"),
+          path.join(ROOT, "ci/commands/synth/cli.ts"),
           "--stack",
           "office",
           "--out",

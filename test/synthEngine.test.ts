@@ -1,6 +1,6 @@
 /**
  * Synth through Pulumi's own entry point: `node @pulumi/pulumi/cmd/run` started as
- * pulumi-language-nodejs starts it, against the recording engine (test/synth/engine.ts). These runs
+ * pulumi-language-nodejs starts it, against the recording engine (ci/commands/synth/engine.ts). These runs
  * start a fresh process each (seconds): they live in their own file so they run beside the others.
  */
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -9,10 +9,10 @@ import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { exampleConfig, ROOT } from "./support/stacks";
-import { readRuntimeOptions } from "./synth/engine";
-import { type SynthResult, synth, UNKNOWN_PLACEHOLDER } from "./synth/harness";
-import { leaks } from "./synth/leaks";
-import { DYNAMIC_PROVIDER_PLACEHOLDER, RecordingMonitor } from "./synth/monitor";
+import { readRuntimeOptions } from "../ci/commands/synth/engine";
+import { type SynthResult, synth, UNKNOWN_PLACEHOLDER } from "../ci/commands/synth/harness";
+import { leaks } from "./support/leaks";
+import { DYNAMIC_PROVIDER_PLACEHOLDER, RecordingMonitor } from "../ci/commands/synth/monitor";
 
 const byName = (r: SynthResult, type: string, name: string) => {
   const found = r.resources.find((e) => e.type === type && e.name === name);
@@ -34,7 +34,7 @@ beforeAll(async () => {
     via: "engine",
     preview: true,
     env: {
-      NODE_OPTIONS: `--require ${path.join(ROOT, "test", "synth", "cpuReport.cjs")}`,
+      NODE_OPTIONS: `--require ${path.join(ROOT, "test", "support", "cpuReport.cjs")}`,
       ATTIC_INFRA_CPU_REPORT: report,
     },
   });

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { main } from "../ci/verify";
+import { main } from "../ci/commands/verify/cli";
 import { multiSiteNixConfSnippet } from "../components/attic/nixConf";
 import { nixConfSnippet, netrcLine } from "../components/attic/server";
 import { mintToken } from "../components/attic/tokens";
@@ -21,7 +21,7 @@ import { type TestCertificates, makeTestCertificates } from "./support/certs";
 import { FakeAtticd } from "./support/fakeAtticd";
 import { ROOT } from "./support/stacks";
 import { haveTool } from "./support/tools";
-import { FIXTURE_SIGNING_KEY_PEM } from "./synth/mocks";
+import { FIXTURE_SIGNING_KEY_PEM } from "../ci/commands/synth/mocks";
 
 const PUBLIC_KEY = createPublicKey(createPrivateKey(FIXTURE_SIGNING_KEY_PEM))
   .export({ type: "spki", format: "pem" })
@@ -203,7 +203,7 @@ describe("npm run verify over HTTP", () => {
     );
     expect(r.code).toBe(1);
     expect(r.lines.filter((l) => l.startsWith("✗"))).toEqual([
-      "✗    aws: token ci may push to n3x — the token grants pull but not push on n3x, and it is the token ci-secrets hands to CI, which pushes with it (ci/push.sh only warns when a push fails): add push to its permissions and pulumi up",
+      "✗    aws: token ci may push to n3x — the token grants pull but not push on n3x, and it is the token ci-secrets hands to CI, which pushes with it (ci/nix-project/push.sh only warns when a push fails): add push to its permissions and pulumi up",
     ]);
   });
 
@@ -422,7 +422,11 @@ describe("npm run verify as a program", () => {
   const run = (args: string[], env: Record<string, string> = {}) =>
     promisify(execFile)(
       process.execPath,
-      [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "ci/verify.ts"), ...args],
+      [
+        path.join(ROOT, "node_modules/tsx/dist/cli.mjs"),
+        path.join(ROOT, "ci/commands/verify/cli.ts"),
+        ...args,
+      ],
       { encoding: "utf8", env: { ...process.env, ...env } },
     ).then(
       (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
@@ -437,7 +441,7 @@ describe("npm run verify as a program", () => {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
       scripts: Record<string, string>;
     };
-    expect(pkg.scripts.verify).toBe("tsx ci/verify.ts");
+    expect(pkg.scripts.verify).toBe("tsx ci/commands/verify/cli.ts");
   });
 
   it("--help documents every flag; a usage error exits 2", async () => {

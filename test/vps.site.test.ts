@@ -13,7 +13,7 @@ import { vpsDeployTimes } from "../components/vps/site";
 import { loadConfig } from "../config/load";
 import { exampleBlocks, exampleConfig, synthExample, toConfigMap } from "./support/stacks";
 import { haveTool } from "./support/tools";
-import { type SynthResult, synth } from "./synth/harness";
+import { type SynthResult, synth } from "../ci/commands/synth/harness";
 
 let vps: SynthResult;
 const config = () => loadConfig(exampleConfig("vps")).config;

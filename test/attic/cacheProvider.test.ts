@@ -15,7 +15,7 @@ import {
 } from "../../components/attic/cacheProvider";
 import { FakeAtticd } from "../support/fakeAtticd";
 import { freePort } from "../support/sshd";
-import { FIXTURE_SIGNING_KEY_PEM } from "../synth/mocks";
+import { FIXTURE_SIGNING_KEY_PEM } from "../../ci/commands/synth/mocks";
 
 const PUBLIC_KEY = createPublicKey(createPrivateKey(FIXTURE_SIGNING_KEY_PEM))
   .export({ type: "spki", format: "pem" })

@@ -9,7 +9,7 @@ import {
 } from "../../components/attic/settings";
 import { loadConfig } from "../../config/load";
 import { exampleConfig, synthExample } from "../support/stacks";
-import { SECRET_MARKER } from "../synth/mocks";
+import { SECRET_MARKER } from "../../ci/commands/synth/mocks";
 
 /** Every key in a parsed TOML document must be one atticd's config accepts (deny_unknown_fields). */
 function unknownKeys(doc: Record<string, unknown>, table = ""): string[] {

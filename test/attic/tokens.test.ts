@@ -3,8 +3,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ATTIC_CLAIM, mintToken, tokenClaims, verifyJwt } from "../../components/attic/tokens";
 import { expiry, type TokenConfig } from "../../config/schema";
 import { exampleBlocks, toConfigMap } from "../support/stacks";
-import { synth } from "../synth/harness";
-import { FIXTURE_SIGNING_KEY_PEM } from "../synth/mocks";
+import { synth } from "../../ci/commands/synth/harness";
+import { FIXTURE_SIGNING_KEY_PEM } from "../../ci/commands/synth/mocks";
 
 const PUBLIC_KEY = createPublicKey(createPrivateKey(FIXTURE_SIGNING_KEY_PEM))
   .export({ type: "spki", format: "pem" })

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
-import { type SynthResult, synth } from "../synth/harness";
-import { readStackFile } from "../synth/stackFile";
+import { type SynthResult, synth } from "../../ci/commands/synth/harness";
+import { readStackFile } from "../../ci/commands/synth/stackFile";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
 

@@ -1,9 +1,9 @@
 /**
  * A monthly cost estimate of what a synthesized stack creates: one line per billable item, with
- * quantity, unit price and monthly cost, at the list prices in ci/cost/aws-prices.json (us-east-1).
+ * quantity, unit price and monthly cost, at the list prices in ci/commands/cost/aws-prices.json (us-east-1).
  * Usage the program cannot know (traffic, stored GB, log volume) comes from `Assumptions`.
  *
- * It reads only the resources the program registers (test/synth's output), so what it prices is what
+ * It reads only the resources the program registers (the offline synth's output), so what it prices is what
  * `pulumi up` would create — nothing a design note hopes for. Shared infrastructure the stack adopts
  * (an existing ALB, database, cluster, NAT) is priced only for the share this stack adds: LCUs on
  * the shared ALB, NAT data from tasks in the VPC's private subnets.
@@ -12,7 +12,7 @@
  * and the Route53 hosted zone (yours, looked up, not created).
  */
 import prices from "./aws-prices.json";
-import type { SynthResource } from "../../test/synth/harness";
+import type { SynthResource } from "../synth/harness";
 
 export interface Assumptions {
   /** Average ALB load-balancer capacity units this service uses. */
@@ -112,7 +112,7 @@ export function estimate(
   const warnings: string[] = [];
   if (options.region !== prices.region)
     warnings.push(
-      `the stack deploys to ${options.region}; these are ${prices.region} list prices (ci/cost/aws-prices.json), other regions differ`,
+      `the stack deploys to ${options.region}; these are ${prices.region} list prices (ci/commands/cost/aws-prices.json), other regions differ`,
     );
   const add = (item: string, quantity: number, unit: string, unitPrice: number) =>
     lines.push({ item, quantity, unit, unitPrice, monthly: quantity * unitPrice });
@@ -193,7 +193,9 @@ export function estimate(
     const copies = db.inputs.multiAz === true ? 2 : 1;
     const az = copies === 2 ? "Multi-AZ" : "single-AZ";
     if (!entry)
-      warnings.push(`no price for RDS ${cls} in ci/cost/aws-prices.json; its instance hours are not counted`);
+      warnings.push(
+        `no price for RDS ${cls} in ci/commands/cost/aws-prices.json; its instance hours are not counted`,
+      );
     else add(`RDS ${cls}, ${az}`, copies * HOURS, "instance-hours", entry.usd);
     add(
       `RDS gp3 storage, ${az}`,
@@ -308,7 +310,7 @@ export function renderMarkdown(e: Estimate): string {
       `| ${l.item} | ${quantity(l.quantity)} ${l.unit} | ${unitPrice(l.unitPrice)} | ${usd(l.monthly)} |`,
   );
   return [
-    `Stack \`${e.stack}\`, ${prices.region} list prices checked ${prices.checked} (\`ci/cost/aws-prices.json\`), ${HOURS} h a month.`,
+    `Stack \`${e.stack}\`, ${prices.region} list prices checked ${prices.checked} (\`ci/commands/cost/aws-prices.json\`), ${HOURS} h a month.`,
     `Assumptions: \`${assumptionFlags(e.assumptions)}\`.`,
     "",
     "| item | quantity | unit price | monthly |",
@@ -335,7 +337,7 @@ export function renderText(e: Estimate): string {
       .join("  ")
       .trimEnd();
   return [
-    `stack ${e.stack}: ${prices.region} list prices checked ${prices.checked} (ci/cost/aws-prices.json), ${HOURS} h a month`,
+    `stack ${e.stack}: ${prices.region} list prices checked ${prices.checked} (ci/commands/cost/aws-prices.json), ${HOURS} h a month`,
     `assumptions: ${assumptionFlags(e.assumptions)}`,
     "",
     line(all[0]!),

@@ -3,7 +3,7 @@
  * verify with), checked for expiry and not-before. atticd treats a token it cannot verify as
  * anonymous without saying so, so this is the only place such a token shows.
  */
-import { ATTIC_CLAIM, verifyJwt } from "../../components/attic/tokens";
+import { ATTIC_CLAIM, verifyJwt } from "../../../components/attic/tokens";
 import { DAY, type SiteRun, date, dayCount } from "./site";
 
 function decodeClaims(jwt: string): Record<string, unknown> | undefined {

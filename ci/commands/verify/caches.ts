@@ -183,7 +183,7 @@ async function checkTokensOn(run: SiteRun, cache: string, infoUrl: string, isPub
       run.add(
         `token ${name} may push to ${cache}`,
         "fail",
-        `the token grants pull but not push on ${cache}, and it is the token ci-secrets hands to CI, which pushes with it (ci/push.sh only warns when a push fails): add push to its permissions and pulumi up`,
+        `the token grants pull but not push on ${cache}, and it is the token ci-secrets hands to CI, which pushes with it (ci/nix-project/push.sh only warns when a push fails): add push to its permissions and pulumi up`,
       );
     else if (g.r === 1 || !isPublic) {
       const a = await probe();

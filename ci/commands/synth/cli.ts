@@ -28,7 +28,7 @@ Runs the Pulumi program offline through Pulumi's entry point against a recording
 Secrets are written as "[secret]" unless --show-secrets. Default <out>: out/<stack>.
 <out> must not exist, be empty, lie under out/, or hold an earlier synth (${OUT_MARKER}).`;
 
-const ROOT = path.resolve(__dirname, "..", "..");
+const ROOT = path.resolve(__dirname, "..", "..", "..");
 
 /** The stacks checked in next to Pulumi.yaml. */
 
@@ -73,7 +73,7 @@ async function main(argv: string[]): Promise<number> {
 
   // Loaded only now: the checks above answer at once, without loading the Pulumi SDK.
   const { synth } = await import("./harness");
-  const { ConfigError } = await import("../../config/load");
+  const { ConfigError } = await import("../../../config/load");
   let result: SynthResult;
   try {
     result = await synth({

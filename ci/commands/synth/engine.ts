@@ -25,7 +25,7 @@ const engrpc = pulumiRequire("./proto/engine_grpc_pb");
 const engproto = pulumiRequire("./proto/engine_pb");
 const emptyproto = pulumiRequire("google-protobuf/google/protobuf/empty_pb");
 
-export const ROOT = path.resolve(__dirname, "..", "..");
+export const ROOT = path.resolve(__dirname, "..", "..", "..");
 /** The DIY backends (s3://, file://) always name the organization this (pkg/backend/diy). */
 const DIY_ORGANIZATION = "organization";
 const PROGRAM_TIMEOUT_MS = 120_000;

@@ -5,15 +5,15 @@
  *   [--lcu 1] [--s3-gb 100] [--s3-put-k 150] [--s3-get-k 1000] [--log-gb 1] [--alb-log-gb 1]
  *   [--gc-minutes 5] [--gb-out 0] [--nat-gb 2] [--free-dashboards 3]   usage assumptions
  *
- * Synthesizes the stack offline (test/synth) and prints an itemized monthly estimate of what it
+ * Synthesizes the stack offline (ci/commands/synth) and prints an itemized monthly estimate of what it
  * creates. Exit status: 0 printed; 2 invalid configuration; 1 anything else.
  */
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError } from "../../config/load";
-import { RDS_POSTGRES_VERSIONS } from "../../config/schema";
-import { synth } from "../../test/synth/harness";
-import { readProjectName, readStackFile, stackFileFor } from "../../test/synth/stackFile";
+import { ConfigError } from "../../../config/load";
+import { RDS_POSTGRES_VERSIONS } from "../../../config/schema";
+import { synth } from "../synth/harness";
+import { readProjectName, readStackFile, stackFileFor } from "../synth/stackFile";
 import {
   ASSUMPTION_FLAGS,
   type Assumptions,
@@ -23,7 +23,7 @@ import {
   renderText,
 } from "./estimate";
 
-const ROOT = path.resolve(__dirname, "..", "..");
+const ROOT = path.resolve(__dirname, "..", "..", "..");
 const USAGE = `usage: npm run cost -- (--stack <name> | --config <stack yaml>) [--markdown] [assumption flags]
 
 Assumption flags (defaults): ${(Object.keys(ASSUMPTION_FLAGS) as Array<keyof Assumptions>)

@@ -12,7 +12,7 @@ export const SECRET_MARKER = "SYNTHSECRET";
 export const ACCOUNT_ID = "123456789012";
 
 export const FIXTURE_SIGNING_KEY_PEM = readFileSync(
-  path.join(__dirname, "..", "fixtures", "synth-token-signing-key.pem"),
+  path.join(__dirname, "synth-token-signing-key.pem"),
   "utf8",
 );
 
@@ -191,7 +191,7 @@ export function makeMocks(region: string): pulumi.runtime.Mocks {
         case "aws:elb/getServiceAccount:getServiceAccount":
           return { arn: "arn:aws:iam::127311923021:root", id: "127311923021" };
       }
-      throw new Error(`synth: no mock for the call ${args.token}; add one in test/synth/mocks.ts`);
+      throw new Error(`synth: no mock for the call ${args.token}; add one in ci/commands/synth/mocks.ts`);
     },
   };
 }

@@ -3,7 +3,7 @@
  * only unauthenticated route, answered without the database), its certificate, and its clock.
  */
 import { type Answer, certificate, reason, request, said } from "./http";
-import { multiSiteSubstituters, SITE_ORDER, type Substituter } from "../../components/attic/nixConf";
+import { multiSiteSubstituters, SITE_ORDER, type Substituter } from "../../../components/attic/nixConf";
 import { DAY, type SiteRun, date, dayCount } from "./site";
 
 /**

@@ -17,8 +17,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
-import { SYNTH_ARTIFACTS_ENV } from "../../components/artifactsSink";
-import { loadConfig } from "../../config/load";
+import { SYNTH_ARTIFACTS_ENV } from "../../../components/artifactsSink";
+import { loadConfig } from "../../../config/load";
 import { type Launch, runThroughEngine } from "./engine";
 import { type MonitorOptions, RecordingMonitor, SECRET_PLACEHOLDER, type SynthResource } from "./monitor";
 
@@ -126,7 +126,7 @@ async function loadProgram(): Promise<Program> {
   if (!program) {
     // index.ts is CommonJS (`export = main`): depending on the loader it arrives as the function
     // itself or as the default export of a namespace.
-    const mod = (await import("../../index")) as unknown as Program | { default: Program };
+    const mod = (await import("../../../index")) as unknown as Program | { default: Program };
     program = typeof mod === "function" ? mod : mod.default;
   }
   return program;
@@ -154,7 +154,7 @@ async function synthInProcess(
   warnings: string[],
 ): Promise<SynthResult> {
   const pulumi = await import("@pulumi/pulumi");
-  const { clearArtifacts, recordedArtifacts } = await import("../../components/artifacts");
+  const { clearArtifacts, recordedArtifacts } = await import("../../../components/artifacts");
   const { settings, state, stack } = sdk();
   const monitor = new RecordingMonitor(monitorOptions);
   settings.setMockOptions(

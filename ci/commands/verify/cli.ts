@@ -16,8 +16,8 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { verify } from "./verify/checks";
-import { type Check, type Options, type Status, UsageError, sitesOf } from "./verify/site";
+import { verify } from "./checks";
+import { type Check, type Options, type Status, UsageError, sitesOf } from "./site";
 
 const USAGE = `usage: npm run verify -- (--stack <name> | --outputs <file>) [options]
 
@@ -145,7 +145,7 @@ export async function main(
 }
 
 // Run as a program (npm run verify), not when imported by the tests.
-if (process.argv[1]?.endsWith("verify.ts")) {
+if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {
