@@ -309,7 +309,10 @@ describe("ci/commands/synth/provider-inputs.json", () => {
   const committed = () => JSON.parse(readFileSync(PROVIDER_INPUTS_FILE, "utf8")) as ProviderInputsFile;
 
   it("matches the installed SDKs: every source it was generated from still has its recorded hash", () => {
-    expect(staleSources()).toEqual([]);
+    expect(
+      staleSources(),
+      "run npm run provider-inputs and commit ci/commands/synth/provider-inputs.json",
+    ).toEqual([]);
   });
 
   it("a changed .d.ts, a changed declaration of this repository and another package version are each reported", () => {

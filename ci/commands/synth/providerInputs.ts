@@ -15,7 +15,10 @@
  *   unless asked (pulumi-terraform-bridge pkg/tfbridge/typechecker, validatePropertyMap): a key
  *   no provider declares is never what the program meant.
  * - A required property that is absent or null is an error (mapper's MissingError; Terraform's
- *   "required argument"; assumed for the bridge, whose type checker defers it to Terraform).
+ *   "required argument"; assumed for the bridge, whose type checker defers it to Terraform). The
+ *   SDK classes refuse a missing top-level one themselves ("Missing required property 'bucket'",
+ *   e.g. @pulumi/aws s3/bucketVersioning.js) before registering: here it matters nested, and for
+ *   dynamic resources, whose SDK checks nothing.
  * - Kinds: an object where a scalar or array is declared (and so on) is an error. Scalars follow
  *   the provider: the bridged packages (aws, tls, random) coerce strings to numbers and booleans and
  *   numbers or booleans to strings (typechecker.go, validatePropertyValue: verified), so only
@@ -24,7 +27,8 @@
  * - A value unknown until deploy (a preview's computed value, an unknown output value) passes, in
  *   any position, as in the bridge's type checker. A secret is checked by the value it wraps; a
  *   known output value by its value; a resource reference where a string or a resource is declared
- *   (the engine hands a provider without reference support the resource's id).
+ *   (a provider without reference support gets the resource's id: pulumi/pulumi
+ *   sdk/go/common/resource/plugin/rpc.go, MarshalPropertyValue without KeepResources; verified).
  * - A provider resource (`pulumi:providers:aws`) is checked against its ProviderArgs; the SDK sends
  *   every non-string provider input as JSON text (@pulumi/aws provider.js:
  *   `pulumi.output(args.defaultTags).apply(JSON.stringify)`), which is parsed and then checked.
@@ -37,10 +41,11 @@
  * What `.d.ts` cannot express, so this check does not know it: a provider's cross-field rules
  * (Terraform's ExactlyOneOf, ConflictsWith, AtLeastOneOf, RequiredWith), value ranges, patterns and
  * lengths, enum membership (the SDKs type enums as open strings), defaults and values a provider
- * computes, and anything only the cloud API refuses. An undeclared top-level property of a bridged
- * resource never reaches the wire — its SDK class copies declared names only (e.g. @pulumi/aws
+ * computes, and anything only the cloud API refuses. An undeclared top-level property of an SDK
+ * class never reaches the wire — the class copies declared names only (e.g. @pulumi/aws
  * s3/bucketVersioning.js) — so it is invisible here and to `pulumi preview` alike: a misspelt
- * required one shows up as missing, a misspelt optional one only in TypeScript (object literals).
+ * required one is the class's own error, a misspelt optional one is caught by TypeScript in an
+ * object literal and by nothing behind a spread.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
