@@ -26,7 +26,6 @@ import {
   type ObjectType,
   PROVIDER_INPUTS_FILE,
   type ProviderInputsFile,
-  REGENERATE,
   ROOT,
   type ResourceInputs,
   sha256,
@@ -105,7 +104,7 @@ class Generator {
     return decl && ts.isClassLike(decl) ? decl : undefined;
   }
 
-  /** The names of the classes this class derives from, each with the file it is declared in. */
+  /** The classes this class derives from, nearest first. */
   private ancestry(decl: ts.ClassLikeDeclaration): ts.ClassLikeDeclaration[] {
     const out: ts.ClassLikeDeclaration[] = [];
     let current: ts.ClassLikeDeclaration | undefined = decl;
@@ -127,8 +126,7 @@ class Generator {
     if (!sdkBase("CustomResource")) return;
     const o = origin(decl.getSourceFile().fileName);
     if ("pkg" in o && PACKAGES.includes(o.pkg)) this.sdkResource(decl, o.pkg, sdkBase("ProviderResource"));
-    else if ("repo" in o && sdkBase("Resource") && bases.some((b) => isDynamicResource(b)))
-      this.dynamicResource(decl);
+    else if ("repo" in o && bases.some(isDynamicResource)) this.dynamicResource(decl);
     else
       throw new GeneratorError(
         `${where(node)}: ${decl.name.text} is a custom resource outside ${PACKAGES.join(", ")} and not a dynamic resource; add its package to PACKAGES in ${GENERATOR}`,
@@ -447,8 +445,6 @@ async function main(): Promise<number> {
   );
   return 0;
 }
-
-export { REGENERATE };
 
 if (require.main === module) {
   main().then(
