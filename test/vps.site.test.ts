@@ -14,6 +14,7 @@ import { loadConfig } from "../config/load";
 import { exampleBlocks, exampleConfig, synthExample, toConfigMap } from "./support/stacks";
 import { haveTool } from "./support/tools";
 import { type SynthResult, synth } from "../ci/commands/synth/harness";
+import { loadProviderInputs } from "../ci/commands/synth/providerInputs";
 
 let vps: SynthResult;
 const config = () => loadConfig(exampleConfig("vps")).config;
@@ -95,6 +96,23 @@ describe("the vps example stack (synth)", () => {
     expect(vps.files["vps/scripts/certificate.sh"]).toContain(
       "--resolve 'cache.example.com:443:127.0.0.1' \"$url\"",
     );
+  });
+
+  it("the certificate step connects as the host deployer does, with pulumi-command's fields only (it refuses any other)", () => {
+    const declared = Object.keys(
+      loadProviderInputs().types["command/types/input:remote.ConnectionArgs"]!.properties,
+    );
+    const connection = byName(vps, "vps-certificate").inputs.connection as Record<string, unknown>;
+    expect(Object.keys(connection).filter((k) => !declared.includes(k))).toEqual([]);
+    expect(connection).toEqual(byName(vps, "vps-nixos-host").inputs.connection);
+    expect(Object.keys(connection).sort()).toEqual([
+      "dialErrorLimit",
+      "host",
+      "hostKey",
+      "perDialTimeout",
+      "port",
+      "user",
+    ]);
   });
 
   it("the deployer gets the configured limits", () => {

@@ -95,7 +95,16 @@ export class VpsSite extends pulumi.ComponentResource {
     const certified = new command.remote.Command(
       `${name}-certificate`,
       {
-        connection: { ...connection, dialErrorLimit: 10, perDialTimeout: 15 },
+        // pulumi-command's own fields, by name: it refuses any other ("Unrecognized field").
+        connection: {
+          host: connection.host,
+          port: connection.port,
+          user: connection.user,
+          hostKey: connection.hostKey,
+          privateKey: connection.privateKey,
+          dialErrorLimit: 10,
+          perDialTimeout: 15,
+        },
         // curl needs no privileges.
         create: certificate,
         triggers: [host.deployId],

@@ -8,7 +8,8 @@
  * engine: see engine.ts.
  *
  * Exit status: 0 written; 2 invalid configuration (problems on stderr, nothing written);
- * 1 anything else (one sentence on stderr).
+ * 1 anything else (one sentence on stderr), among it inputs a provider would reject (each one on
+ * stderr, nothing written: providerInputs.ts).
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
@@ -25,6 +26,8 @@ Runs the Pulumi program offline through Pulumi's entry point against a recording
   <out>/outputs.json    the stack outputs
   <out>/files/          every generated file a deployment uploads or runs
   <out>/unknown-files.txt  (--preview) files whose content is known only after deploy
+Each custom resource's inputs are checked against what its provider declares: an input it would
+reject fails the synth (npm run provider-inputs regenerates the declarations after an SDK upgrade).
 Secrets are written as "[secret]" unless --show-secrets. Default <out>: out/<stack>.
 <out> must not exist, be empty, lie under out/, or hold an earlier synth (${OUT_MARKER}).`;
 
@@ -72,7 +75,7 @@ async function main(argv: string[]): Promise<number> {
   }
 
   // Loaded only now: the checks above answer at once, without loading the Pulumi SDK.
-  const { synth } = await import("./harness");
+  const { ProviderInputError, synth } = await import("./harness");
   const { ConfigError } = await import("../../../config/load");
   let result: SynthResult;
   try {
@@ -89,6 +92,10 @@ async function main(argv: string[]): Promise<number> {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
       return 2;
+    }
+    if (err instanceof ProviderInputError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
     }
     throw err;
   }

@@ -70,6 +70,8 @@ export function launchCommand(opts: {
   monitor: string;
   engine: string;
   runtime?: NodeRuntimeOptions;
+  /** The program's module, from the repository root (Pulumi.yaml `main`). Default: package.json main. */
+  main?: string;
 }): Launch {
   const runtime = opts.runtime ?? readRuntimeOptions();
   const runPath = pulumiRequire.resolve("./cmd/run");
@@ -95,7 +97,7 @@ export function launchCommand(opts: {
     "--parallel",
     String(os.availableParallelism() * 4),
     // Pulumi.yaml has no `main`: the engine passes "." and run.ts follows package.json's main.
-    ".",
+    opts.main ?? ".",
   ];
   // constructConfig: `<namespace>:<name>` becomes `<namespace>:config:<name>`; values stay the
   // engine's strings (structured values as JSON text).
@@ -127,13 +129,15 @@ export interface EngineRun {
 
 /**
  * Starts the engine and monitor on loopback ports, runs the program to its end and returns what it
- * registered. `env` is added to the child's environment (the caller's own, like the CLI's).
+ * registered. `env` is added to the child's environment (the caller's own, like the CLI's); `main`
+ * replaces the project's program (launchCommand).
  */
 export async function runThroughEngine(
   monitorOptions: MonitorOptions,
   config: Record<string, string>,
   secretKeys: string[],
   env: Record<string, string> = {},
+  main?: string,
 ): Promise<EngineRun> {
   const monitor = new RecordingMonitor(monitorOptions);
   const warnings: string[] = [];
@@ -192,6 +196,7 @@ export async function runThroughEngine(
     secretKeys,
     monitor: address,
     engine: address,
+    ...(main !== undefined ? { main } : {}),
   });
   try {
     const started = performance.now();

@@ -19,10 +19,12 @@ import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { SYNTH_ARTIFACTS_ENV } from "../../../components/artifactsSink";
 import { loadConfig } from "../../../config/load";
-import { type Launch, runThroughEngine } from "./engine";
+import { type Launch, ROOT, runThroughEngine } from "./engine";
 import { type MonitorOptions, RecordingMonitor, SECRET_PLACEHOLDER, type SynthResource } from "./monitor";
+import { ProviderInputError } from "./providerInputs";
 
 export { type ResourceOptions, SECRET_PLACEHOLDER, type SynthResource, UNKNOWN_PLACEHOLDER } from "./monitor";
+export { ProviderInputError } from "./providerInputs";
 
 export interface SynthResult {
   resources: SynthResource[];
@@ -52,13 +54,20 @@ export interface SynthOptions {
   via?: "engine" | "in-process";
   /** Extra environment for the program's process (via: "engine"). */
   env?: Record<string, string>;
+  /**
+   * Another program than the project's (package.json main: index.ts), for tests of the synth
+   * itself: a module exporting the program as index.ts does (`export =`), by its path from the
+   * repository root, as Pulumi.yaml's `main` names it; or, in-process only, the program function.
+   */
+  program?: string | Program;
 }
 
 export { securePlaceholder } from "./stackFile";
 
 /**
  * Runs the program once. Config problems throw ConfigError before anything runs: the harness
- * validates first, exactly as the program itself does on its first line.
+ * validates first, exactly as the program itself does on its first line. Inputs a provider would
+ * reject throw ProviderInputError, listing every one, once the program is done (providerInputs.ts).
  */
 export async function synth(options: SynthOptions): Promise<SynthResult> {
   const { warnings } = loadConfig(options.config);
@@ -81,16 +90,25 @@ async function synthThroughEngine(
   const dir = mkdtempSync(path.join(tmpdir(), "attic-infra-synth-"));
   const sink = path.join(dir, "artifacts.jsonl");
   try {
-    const run = await runThroughEngine(monitorOptions, options.config, options.secretKeys ?? [], {
-      ...options.env,
-      [SYNTH_ARTIFACTS_ENV]: sink,
-      // ts-node's compile cache would otherwise live in the shared temp directory for good.
-      TS_NODE_CACHE_DIRECTORY: path.join(dir, "ts-node"),
-    });
+    if (typeof options.program === "function")
+      throw new Error("synth: through the engine, the program must be a module path");
+    const run = await runThroughEngine(
+      monitorOptions,
+      options.config,
+      options.secretKeys ?? [],
+      {
+        ...options.env,
+        [SYNTH_ARTIFACTS_ENV]: sink,
+        // ts-node's compile cache would otherwise live in the shared temp directory for good.
+        TS_NODE_CACHE_DIRECTORY: path.join(dir, "ts-node"),
+      },
+      options.program,
+    );
     if (run.exitCode !== 0) {
       const detail = run.errors.length > 0 ? run.errors.join("\n") : run.stderr.trim();
       throw new Error(`the program failed (exit ${run.exitCode}):\n${detail}`);
     }
+    if (run.monitor.problems.length > 0) throw new ProviderInputError(run.monitor.problems.sort());
     const files: Record<string, string> = {};
     const declared: string[] = [];
     let text = "";
@@ -119,16 +137,16 @@ async function synthThroughEngine(
   }
 }
 
-type Program = () => Promise<Record<string, unknown>>;
+type Program = () => Promise<Record<string, unknown> | void>;
 let program: Program | undefined;
 
-async function loadProgram(): Promise<Program> {
-  if (!program) {
-    // index.ts is CommonJS (`export = main`): depending on the loader it arrives as the function
-    // itself or as the default export of a namespace.
-    const mod = (await import("../../../index")) as unknown as Program | { default: Program };
-    program = typeof mod === "function" ? mod : mod.default;
-  }
+async function loadProgram(other?: string | Program): Promise<Program> {
+  if (typeof other === "function") return other;
+  // index.ts is CommonJS (`export = main`): depending on the loader it arrives as the function
+  // itself or as the default export of a namespace.
+  const load = async (mod: Program | { default: Program }) => (typeof mod === "function" ? mod : mod.default);
+  if (other !== undefined) return load(await import(path.resolve(ROOT, other)));
+  program ??= await load((await import("../../../index")) as unknown as Program | { default: Program });
   return program;
 }
 
@@ -171,12 +189,14 @@ async function synthInProcess(
   state.getStore().settings.options.cacheDynamicProviders = false;
   clearArtifacts();
 
-  const main = await loadProgram();
+  const main = await loadProgram(options.program);
   // As cmd/run does: the program runs inside the root stack component, which registers its outputs.
   await runReportingOnce(async () => {
     await stack.runInPulumiStack(main);
     await settings.waitForRPCs();
   });
+
+  if (monitor.problems.length > 0) throw new ProviderInputError(monitor.problems.sort());
 
   const files: Record<string, string> = {};
   const unknownFiles: string[] = [];

@@ -17,12 +17,19 @@
  *   sends for this program: secrets, resource references, output values, deletedWith, alias specs.
  *   Transforms, hooks and parameterization are not advertised (the program uses none of them).
  *
- * What it does not prove: provider Check/Diff (input validation by the AWS provider, defaults it
- * fills in), default providers, update or replace plans against existing state, and real values.
+ * - Provider Check, as far as declarations go: every custom resource's inputs against the inputs its
+ *   provider declares (providerInputs.ts); the problems are collected in `problems`, all of them,
+ *   and the harness fails the synth with them once the program is done.
+ *
+ * What it does not prove: the rest of provider Check/Diff (rules no declaration expresses, defaults
+ * a provider fills in), default providers, update or replace plans against existing state, and real
+ * values.
  */
 import { createRequire } from "node:module";
 import { isDeepStrictEqual } from "node:util";
 import { makeMocks } from "./mocks";
+import { checkRegistration, loadProviderInputs, type ProviderInputsFile } from "./providerInputs";
+import { OUTPUT_SIG, RESOURCE_SIG, SECRET_SIG, SIG, UNKNOWN } from "./wire";
 
 const pulumiRequire = createRequire(require.resolve("@pulumi/pulumi/package.json"));
 // The generated protobuf stubs that ship with the SDK: the exact wire types the program speaks.
@@ -32,12 +39,6 @@ const structproto = pulumiRequire("google-protobuf/google/protobuf/struct_pb");
 export const SECRET_PLACEHOLDER = "[secret]";
 export const UNKNOWN_PLACEHOLDER = "[unknown until deploy]";
 export const DYNAMIC_PROVIDER_PLACEHOLDER = "[serialized dynamic provider]";
-/** The special signatures and the unknown sentinel of the SDK's wire format (runtime/rpc.ts). */
-const SIG = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-const RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e";
-const OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4";
-export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 const STACK_TYPE = "pulumi:pulumi:Stack";
 
 export interface ResourceOptions {
@@ -130,6 +131,9 @@ export interface MonitorOptions {
 
 export class RecordingMonitor {
   readonly resources: SynthResource[] = [];
+  /** Inputs a provider would reject (providerInputs.ts), one sentence each. */
+  readonly problems: string[] = [];
+  private readonly declaredInputs: ProviderInputsFile;
   /** Stack outputs (RegisterResourceOutputs on the root stack), as plain data. */
   outputs: Record<string, unknown> = {};
   private readonly fakes: ReturnType<typeof makeMocks>;
@@ -138,6 +142,7 @@ export class RecordingMonitor {
 
   constructor(private readonly opts: MonitorOptions) {
     this.fakes = makeMocks(opts.region);
+    this.declaredInputs = loadProviderInputs();
   }
 
   /** deployment.go generateURN */
@@ -178,6 +183,9 @@ export class RecordingMonitor {
       const parent = req.getParent();
       const urn = this.urn(parent, type, name);
       const object = (req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>;
+      this.problems.push(
+        ...checkRegistration(this.declaredInputs, { urn, type, custom: req.getCustom(), inputs: object }),
+      );
       const implicit = new Set<string>();
       req.getPropertydependenciesMap().forEach((deps) => deps.getUrnsList().forEach((u) => implicit.add(u)));
       this.resources.push({
