@@ -6,92 +6,36 @@
  *
  * Why bytes: a command whose create script changes is re-run by pulumi-command at the next
  * `pulumi up` (on every host and switch), a changed trigger replaces its resource, and a changed
- * NixOS module is a new deploy. A refactor leaves all of them as they were; a deliberate change
- * updates the golden in the same commit:
+ * NixOS module is a new deploy. A refactor leaves all of them as they were. A difference that could
+ * not be avoided is listed, reviewed, in test/golden/synth/reviewed-changes.txt (hunks; see
+ * test/support/synthGolden.ts). A deliberate change regenerates the golden — which also empties the
+ * reviewed changes, now part of it — in the same commit:
  *
  *   UPDATE_SYNTH_GOLDEN=1 npx vitest run test/synthGolden.test.ts    (then review git diff test/golden)
- *
- * Resources are compared one by one, by URN: the order in which they register depends on how the
- * program is run (Pulumi's engine or in process, test/synth.test.ts), not on what it registers.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { describe, expect, it } from "vitest";
-import type { SynthResult, SynthResource } from "../ci/commands/synth/harness";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { SynthResource, SynthResult } from "../ci/commands/synth/harness";
+import { shellQuote } from "../components/text";
 import { ROOT, synthExample } from "./support/stacks";
+import {
+  applyChanges,
+  differences,
+  firstDifference,
+  parseChanges,
+  readTree,
+  texts,
+  type Tree,
+  withRollbackFiles,
+  writtenTree,
+} from "./support/synthGolden";
 
 const STACKS = ["dev", "office", "vps"];
 const GOLDEN = path.join(ROOT, "test", "golden", "synth");
+const CHANGES = path.join(GOLDEN, "reviewed-changes.txt");
 const UPDATE = process.env.UPDATE_SYNTH_GOLDEN === "1";
 const REGENERATE = "UPDATE_SYNTH_GOLDEN=1 npx vitest run test/synthGolden.test.ts";
-
-const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
-
-/** Relative path → text, as `npm run synth` writes them (ci/commands/synth/cli.ts). */
-function written(r: SynthResult, resources = r.resources): Map<string, string> {
-  const out = new Map([
-    ["resources.json", json(resources)],
-    ["outputs.json", json(r.outputs)],
-  ]);
-  for (const [rel, content] of Object.entries(r.files)) out.set(`files/${rel}`, content);
-  return out;
-}
-
-function readTree(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const rel of readdirSync(dir, { recursive: true }) as string[]) {
-    const file = path.join(dir, rel);
-    if (statSync(file).isFile()) out.set(rel.split(path.sep).join("/"), readFileSync(file, "utf8"));
-  }
-  return out;
-}
-
-/** The first line where two texts differ, for a message a person can act on. */
-export function firstDifference(expected: string, actual: string): string {
-  const a = expected.split("\n");
-  const b = actual.split("\n");
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    if (a[i] !== b[i]) {
-      const show = (l: string | undefined) => (l === undefined ? "(no such line)" : JSON.stringify(l));
-      return `line ${i + 1}:\n    golden: ${show(a[i])}\n    synth:  ${show(b[i])}`;
-    }
-  }
-  return "the same lines, different bytes";
-}
-
-/** resources.json, one entry per URN (its JSON as the file holds it). */
-function resourcesByUrn(text: string): Map<string, string> {
-  const list = JSON.parse(text) as SynthResource[];
-  return new Map(list.map((r) => [r.urn, JSON.stringify(r, null, 2)]));
-}
-
-/** Every difference between the golden tree and a fresh synth, one paragraph each. */
-export function differences(golden: Map<string, string>, fresh: Map<string, string>, dir: string): string[] {
-  const problems: string[] = [];
-  for (const rel of golden.keys())
-    if (!fresh.has(rel)) problems.push(`${dir}/${rel}: in the golden, not written by the synth`);
-  for (const [rel, text] of fresh) {
-    const before = golden.get(rel);
-    if (before === undefined) problems.push(`${dir}/${rel}: written by the synth, not in the golden`);
-    else if (rel === "resources.json") problems.push(...resourceDifferences(before, text, `${dir}/${rel}`));
-    else if (before !== text) problems.push(`${dir}/${rel} ${firstDifference(before, text)}`);
-  }
-  return problems;
-}
-
-function resourceDifferences(golden: string, fresh: string, where: string): string[] {
-  const before = resourcesByUrn(golden);
-  const after = resourcesByUrn(fresh);
-  const problems: string[] = [];
-  for (const urn of before.keys())
-    if (!after.has(urn)) problems.push(`${where}: ${urn} is in the golden, not registered by the program`);
-  for (const [urn, entry] of after) {
-    const was = before.get(urn);
-    if (was === undefined) problems.push(`${where}: ${urn} is registered, not in the golden`);
-    else if (was !== entry) problems.push(`${where}, ${urn}, ${firstDifference(was, entry)} of its entry`);
-  }
-  return problems;
-}
 
 /** The fresh resources in the golden's order (new ones last), so a regenerated golden diffs cleanly. */
 function inGoldenOrder(fresh: SynthResource[], dir: string): SynthResource[] {
@@ -107,56 +51,131 @@ function inGoldenOrder(fresh: SynthResource[], dir: string): SynthResource[] {
   return [...fresh].sort((a, b) => rank(a.urn) - rank(b.urn));
 }
 
-describe("the synth of the example stacks is byte-identical to test/golden/synth", () => {
-  it.each(STACKS)("%s", async (stack) => {
-    const result = await synthExample(stack, true);
+function regenerate(results: Map<string, SynthResult>): void {
+  for (const [stack, result] of results) {
     const dir = path.join(GOLDEN, stack);
-    if (UPDATE) {
-      const fresh = written(result, inGoldenOrder(result.resources, dir));
-      rmSync(dir, { recursive: true, force: true });
-      for (const [rel, text] of fresh) {
-        mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-        writeFileSync(path.join(dir, rel), text);
-      }
-      return;
+    const tree = writtenTree(result, inGoldenOrder(result.resources, dir));
+    rmSync(dir, { recursive: true, force: true });
+    for (const [rel, text] of tree) {
+      mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+      writeFileSync(path.join(dir, rel), text);
     }
-    const problems = differences(readTree(dir), written(result), path.relative(ROOT, dir));
+  }
+  // The reviewed changes are part of the new golden: only the file's opening comment stays.
+  const text = readFileSync(CHANGES, "utf8");
+  const firstHunk = text.search(/^@@ /m);
+  if (firstHunk >= 0) writeFileSync(CHANGES, text.slice(0, firstHunk));
+}
+
+describe("the synth of the example stacks is byte-identical to test/golden/synth", () => {
+  const results = new Map<string, SynthResult>();
+  let expected: Tree[] = [];
+  let unused: string[] = [];
+
+  beforeAll(async () => {
+    for (const stack of STACKS) results.set(stack, await synthExample(stack, true));
+    if (UPDATE) regenerate(results);
+    const changes = parseChanges(readFileSync(CHANGES, "utf8"));
+    const golden = STACKS.map((stack) => texts(withRollbackFiles(readTree(path.join(GOLDEN, stack)))));
+    const applied = applyChanges(golden, changes);
+    expected = applied.trees;
+    unused = applied.unused.map((c) => `@@ ${c.why}`);
+  });
+
+  it.each(STACKS)("%s: every file, resource and output", (stack) => {
+    const fresh = texts(writtenTree(results.get(stack)!));
+    const problems = differences(expected[STACKS.indexOf(stack)]!, fresh);
     expect(
       problems,
-      `${problems.join("\n")}\n\nA deliberate change? Regenerate the golden with\n  ${REGENERATE}\nand review git diff test/golden/synth.`,
+      `test/golden/synth/${stack}, with the reviewed changes applied, differs from the synth:\n${problems.join("\n")}\n\n` +
+        `A deliberate change? Regenerate the golden with\n  ${REGENERATE}\nand review git diff test/golden/synth.`,
+    ).toEqual([]);
+  });
+
+  it("every reviewed change still applies to the golden", () => {
+    expect(
+      unused,
+      "these hunks of test/golden/synth/reviewed-changes.txt match nothing: remove them",
     ).toEqual([]);
   });
 });
 
 describe("the comparison", () => {
-  it("names the file and the first differing line, and files on one side only", () => {
-    const golden = new Map([
-      ["a.sh", "one\ntwo\nthree\n"],
-      ["gone.sh", "x"],
-    ]);
-    const fresh = new Map([
-      ["a.sh", "one\nTWO\nthree\n"],
-      ["new.sh", "y"],
-    ]);
-    expect(differences(golden, fresh, "g")).toEqual([
-      "g/gone.sh: in the golden, not written by the synth",
-      'g/a.sh line 2:\n    golden: "two"\n    synth:  "TWO"',
-      "g/new.sh: written by the synth, not in the golden",
+  const tree = (entries: Array<[string, string]>): Tree => new Map(entries);
+
+  it("names the text and the first differing line, and texts on one side only", () => {
+    expect(
+      differences(
+        tree([
+          ["files/s/a.sh", "one\ntwo\nthree\n"],
+          ["files/s/gone.sh", "x"],
+        ]),
+        tree([
+          ["files/s/a.sh", "one\nTWO\nthree\n"],
+          ["files/s/new.sh", "y"],
+        ]),
+      ),
+    ).toEqual([
+      "files/s/gone.sh: in the golden only",
+      'files/s/a.sh line 2:\n    golden: "two"\n    synth:  "TWO"',
+      "files/s/new.sh: in the synth only",
     ]);
     expect(firstDifference("a\n", "a\nb")).toBe('line 2:\n    golden: ""\n    synth:  "b"');
   });
 
-  it("compares resources by URN, whatever their order, naming the resource and the line of its entry", () => {
-    const a = { urn: "urn:a", inputs: { create: "x" } };
-    const b = { urn: "urn:b", inputs: { create: "y" } };
-    const golden = new Map([["resources.json", json([a, b])]]);
-    expect(differences(golden, new Map([["resources.json", json([b, a])]]), "g")).toEqual([]);
-    const changed = { urn: "urn:b", inputs: { create: "z" } };
-    const c = { urn: "urn:c", inputs: {} };
-    expect(differences(golden, new Map([["resources.json", json([changed, c])]]), "g")).toEqual([
-      "g/resources.json: urn:a is in the golden, not registered by the program",
-      'g/resources.json, urn:b, line 4:\n    golden: "    \\"create\\": \\"y\\""\n    synth:  "    \\"create\\": \\"z\\"" of its entry',
-      "g/resources.json: urn:c is registered, not in the golden",
-    ]);
+  it("splits resources.json by URN, whatever the order, with each multi-line string input a text of its own", () => {
+    const a = { urn: "urn:a", name: "a", inputs: { create: "echo 1\necho 2\n" } };
+    const b = { urn: "urn:b", name: "b", inputs: { port: 22 } };
+    const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
+    const one = texts(tree([["resources.json", json([a, b])]]));
+    expect(differences(one, texts(tree([["resources.json", json([b, a])]])))).toEqual([]);
+    expect(one.get("resources.json urn:a a.inputs.create")).toBe("echo 1\necho 2\n");
+    expect(one.get("resources.json urn:a")).toContain('"create": "⟪text: a.inputs.create⟫"');
+  });
+
+  it("shows a script embedded in another text (quoted, run as root) as a token", () => {
+    const deploy = "echo 'deploying'\n";
+    const t = texts(
+      tree([
+        ["files/office/scripts/deploy.sh", deploy],
+        ["files/office/scripts/driver.sh", `remote ${shellQuote(deploy)}\n`],
+      ]),
+    );
+    expect(t.get("files/office/scripts/driver.sh")).toBe("remote ⟪quoted: scripts/deploy.sh⟫\n");
+  });
+
+  it("applies a hunk wherever its lines occur in the texts it names, a text change anywhere, and reports hunks that do not apply", () => {
+    const changes = parseChanges(
+      [
+        "# a comment",
+        "@@ [t] renamed",
+        " keep",
+        "-old",
+        "+new",
+        "+",
+        "",
+        "@@ text: an id",
+        "-abc",
+        "+xyz",
+        "@@ [t, u] in a text it does not match",
+        "-gone",
+      ].join("\n"),
+    );
+    const { trees, unused } = applyChanges(
+      [
+        tree([
+          ["t", "keep\nold\nid abc\nkeep\nold\n"],
+          ["u", "gone\n"],
+          ["v", "keep\nold\n"],
+        ]),
+      ],
+      changes,
+    );
+    expect(trees[0]!.get("t")).toBe("keep\nnew\n\nid xyz\nkeep\nnew\n\n");
+    // A hunk applies to the texts it names only.
+    expect(trees[0]!.get("v")).toBe("keep\nold\n");
+    expect(unused.map((c) => c.why)).toEqual(["in a text it does not match"]);
+    expect(() => parseChanges("stray")).toThrow(/outside a hunk/);
+    expect(() => parseChanges("@@ unscoped\n-x")).toThrow(/names no texts/);
   });
 });

@@ -120,7 +120,7 @@ export class OfficeSite extends pulumi.ComponentResource {
       { parent: this },
     );
     this.endpoint = server.endpoint;
-    this.modulePath = pulumi.output(`${host.paths.configDir}/attic-infra/${host.paths.moduleFile}`);
+    this.modulePath = pulumi.output(host.modulePath);
     this.caches = server.caches;
     this.tokens = server.tokens;
     this.nixConf = server.nixConf;
