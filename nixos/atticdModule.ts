@@ -4,7 +4,7 @@
  * mount, and a daily SQLite backup. Nothing secret is in it: it lands in the world-readable store.
  */
 import type { AtticSettings } from "../components/attic/settings";
-import { shellQuote } from "../components/text";
+import { readScript, shellHeader } from "../components/shellScript";
 import { type NixValue, nixExpr, toNix } from "./nix";
 
 export const ENVIRONMENT_FILE = "/var/lib/attic-infra/atticd.env";
@@ -25,33 +25,9 @@ export interface ModuleOptions {
   stack: string;
 }
 
-/**
- * The daily backup: sqlite3's online .backup (consistent while atticd runs), keeping the newest
- * `keep` files. Backup names sort by time, so the shell's sorted glob lists the oldest first.
- */
+/** The daily backup (office-backup.sh), keeping the newest `keep` files. */
 export function backupScript(backup: { dir: string; keep: number }, database = SQLITE_DATABASE): string {
-  return [
-    "set -eu",
-    `dir=${shellQuote(backup.dir)}`,
-    `db=${shellQuote(database)}`,
-    'mkdir -p "$dir"',
-    'chmod 0700 "$dir"',
-    'if [ ! -f "$db" ]; then',
-    '  echo "no atticd database yet; nothing to back up"',
-    "  exit 0",
-    "fi",
-    "stamp=$(date -u +%Y%m%dT%H%M%SZ)",
-    `sqlite3 "$db" ".backup '$dir/server-$stamp.db'"`,
-    'set -- "$dir"/server-*.db',
-    `remove=$(($# - ${backup.keep}))`,
-    'for old in "$@"; do',
-    '  [ "$remove" -gt 0 ] || break',
-    '  rm -f -- "$old"',
-    "  remove=$((remove - 1))",
-    "done",
-    'echo "backed up to $dir/server-$stamp.db"',
-    "",
-  ].join("\n");
+  return `${shellHeader([], { dir: backup.dir, db: database, keep: String(backup.keep) })}${readScript(__dirname, "office-backup.sh")}`;
 }
 
 /**

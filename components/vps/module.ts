@@ -6,7 +6,7 @@ import type { AtticConfig } from "../../config/schema";
 import type { VpsConfig } from "../../config/vps";
 import { type VpsModuleOptions, vpsModule } from "../../nixos/vpsModule";
 import { type AtticSettings, atticSettings, storageSettings } from "../attic/settings";
-import { shellQuote } from "../text";
+import { readScript, shellHeader } from "../shellScript";
 
 /** atticd listens here; only the proxy on the same host reaches it. */
 export const vpsListen = (vps: VpsConfig): string => `127.0.0.1:${vps.localPort}`;
@@ -64,29 +64,24 @@ export function vpsEnvironmentFile(privateKeyPem: string, vps: VpsConfig): strin
 }
 
 /**
- * Runs on the host after the deploy is confirmed: waits (bounded) until the proxy serves
- * https://<domain>/ with a certificate curl trusts, reaching the proxy on loopback so the host's
- * own DNS does not matter. On a first deploy Let's Encrypt needs the domain's A/AAAA records to
- * point at the host and port 80 open; until then there is no certificate.
+ * Runs on the host after the deploy is confirmed (certificate-wait.sh): waits (bounded) until the
+ * proxy serves https://<domain>/ with a certificate curl trusts. On a first deploy Let's Encrypt
+ * needs the domain's A/AAAA records to point at the host and port 80 open; until then there is no
+ * certificate.
  */
 export function certificateWaitScript(o: {
   domain: string;
   proxy: "caddy" | "nginx";
   waitSeconds: number;
 }): string {
-  const unit = o.proxy === "caddy" ? "caddy" : `acme-${o.domain}`;
-  return `set -eu
-# attic-infra: wait for the TLS certificate of ${o.domain}. Generated; see components/vps/module.ts.
-url=${shellQuote(`https://${o.domain}/`)}
-deadline=$(($(date +%s) + ${o.waitSeconds}))
-while :; do
-  if err=$(curl -fsS -o /dev/null --max-time 10 --resolve ${shellQuote(`${o.domain}:443:127.0.0.1`)} "$url" 2>&1); then break; fi
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "attic-infra: ${o.domain} has no valid certificate after ${o.waitSeconds} s ($err). atticd itself is deployed. Check that the A/AAAA records of ${o.domain} point at this host and that port 80 is reachable (journalctl -u ${unit}), then run pulumi up again." >&2
-    exit 1
-  fi
-  sleep 5
-done
-echo "https://${o.domain}/ answers with a valid certificate"
-`;
+  const header = shellHeader(
+    [`attic-infra: wait for the TLS certificate of ${o.domain}. Generated; see components/vps/module.ts.`],
+    {
+      url: `https://${o.domain}/`,
+      domain: o.domain,
+      wait_seconds: String(o.waitSeconds),
+      unit: o.proxy === "caddy" ? "caddy" : `acme-${o.domain}`,
+    },
+  );
+  return `${header}${readScript(__dirname, "certificate-wait.sh")}`;
 }
