@@ -10,8 +10,9 @@ import type { AtticConfig } from "../../config/attic";
 import type { OfficeConfig } from "../../config/office";
 import { atticdModule, ENVIRONMENT_FILE, removedModule, SQLITE_DATABASE } from "../../nixos/atticdModule";
 import { recordArtifact } from "../artifacts";
+import { cacheSiteOutputs, type OfficeOutputs, type Outputs } from "../outputs";
 import { type AtticSettings, atticSettings, renderToml, storageSettings } from "../attic/settings";
-import { AtticServer, type CacheOutput } from "../attic/server";
+import { AtticServer } from "../attic/server";
 import { hostConnection, NixosHost } from "../nixosHost/host";
 
 export interface OfficeSiteArgs {
@@ -44,13 +45,9 @@ export function environmentFile(privateKeyPem: string, office: OfficeConfig): st
 }
 
 export class OfficeSite extends pulumi.ComponentResource {
-  public readonly endpoint: pulumi.Output<string>;
-  public readonly modulePath: pulumi.Output<string>;
   public readonly settings: AtticSettings;
-  public readonly caches: pulumi.Output<Record<string, CacheOutput>>;
-  public readonly tokens: pulumi.Output<Record<string, string>>;
-  public readonly nixConf: pulumi.Output<string>;
-  public readonly netrc: pulumi.Output<Record<string, string>>;
+  /** This site's stack outputs (components/outputs.ts). */
+  public readonly outputs: Outputs<OfficeOutputs>;
 
   constructor(name: string, args: OfficeSiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("attic:office:Site", name, {}, opts);
@@ -119,12 +116,7 @@ export class OfficeSite extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.endpoint = server.endpoint;
-    this.modulePath = pulumi.output(host.modulePath);
-    this.caches = server.caches;
-    this.tokens = server.tokens;
-    this.nixConf = server.nixConf;
-    this.netrc = server.netrc;
-    this.registerOutputs({ endpoint: this.endpoint, modulePath: this.modulePath });
+    this.outputs = { ...cacheSiteOutputs(server), modulePath: pulumi.output(host.modulePath) };
+    this.registerOutputs({ endpoint: this.outputs.endpoint, modulePath: this.outputs.modulePath });
   }
 }
