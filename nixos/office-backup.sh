@@ -1,7 +1,7 @@
 # shellcheck shell=sh disable=SC2154
 # The office host's daily backup (the atticd-backup unit's script): sqlite3's online .backup,
 # consistent while atticd runs, keeping the newest `keep` files. Backup names sort by time, so the
-# shell's sorted glob lists the oldest first. SC2154: the header (atticdModule.ts backupScript)
+# shell's sorted glob lists the oldest first. SC2154: the header (office.ts backupScript)
 # assigns dir, db and keep.
 
 mkdir -p "$dir"

@@ -1,7 +1,7 @@
 # shellcheck shell=sh disable=SC2154
 # Runs before every start of atticd on a VPS host with PostgreSQL (the atticd-dump-before-upgrade
 # unit's script): when the atticd package differs from the one the last dump was taken for, dump
-# the database first. SC2154: the header (vpsModule.ts preUpgradeDumpScript) assigns dir and
+# the database first. SC2154: the header (vps.ts preUpgradeDumpScript) assigns dir and
 # marker; the unit's environment gives ATTICD_PACKAGE.
 
 if [ "$(cat "$marker" 2>/dev/null || true)" = "$ATTICD_PACKAGE" ]; then

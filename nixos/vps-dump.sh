@@ -4,7 +4,7 @@
 # keep_days is deleted. With dest (s3://<bucket>/<prefix>), the dump is copied there and expired
 # dumps there are deleted too (endpoint: an S3-compatible store's). Names carry a UTC stamp that
 # sorts by time, so "older" is a string comparison against the cutoff stamp. SC2154: the header
-# (vpsModule.ts dumpScript) assigns dir, keep_days, database, db, dest and endpoint.
+# (vps.ts dumpScript) assigns dir, keep_days, database, db, dest and endpoint.
 
 mkdir -p "$dir"
 chmod 0700 "$dir"

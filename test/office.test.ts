@@ -19,9 +19,10 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { asRoot } from "../components/nixosHost/scripts";
-import { environmentFile, listenFacts } from "../components/office/site";
+import { listenFacts } from "../components/office/site";
 import { loadConfig } from "../config/load";
-import { backupScript, ENVIRONMENT_FILE, restoreCommands, SQLITE_DATABASE } from "../nixos/atticdModule";
+import { backupScript, restoreCommands } from "../nixos/office";
+import { ENVIRONMENT_FILE, environmentFile, SQLITE_DATABASE } from "../nixos/shared";
 import { exampleBlocks, exampleConfig, ROOT, synthExample, toConfigMap } from "./support/stacks";
 import { haveTool } from "./support/tools";
 import { synth } from "../ci/commands/synth/harness";
@@ -162,7 +163,7 @@ describe("the office site (synth)", () => {
 
   it("the environment file carries the private key for atticd-atticadm, base64 of the PEM", () => {
     const office = loadConfig(exampleConfig("office")).config.office!;
-    expect(environmentFile("PEM", office)).toBe(
+    expect(environmentFile("PEM", office.storage)).toBe(
       `ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from("PEM").toString("base64")}\n`,
     );
   });

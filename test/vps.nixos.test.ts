@@ -10,7 +10,7 @@
  * (atticd's settings, the socket URL, no password, the proxy's TLS and upload limits, the firewall
  * rules for both backends). Not proven (no nixpkgs here): that caddy/nginx/postgresql/acme/firewall
  * accept these option names and values (checked by hand against nixpkgs' module sources, see the
- * header of nixos/vpsModule.ts), that Caddy/NGINX parse the text we hand them, and that the system
+ * header of nixos/vps.ts), that Caddy/NGINX parse the text we hand them, and that the system
  * builds.
  */
 import { execFileSync } from "node:child_process";
@@ -21,7 +21,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { vpsModuleOptions, vpsSettings } from "../components/vps/module";
 import { loadConfig } from "../config/load";
 import type { AtticConfig, VpsConfig } from "../config/schema";
-import { dumpScript, preUpgradeDumpScript, vpsModule } from "../nixos/vpsModule";
+import { dumpScript, preUpgradeDumpScript, vpsModule } from "../nixos/vps";
 import { exampleBlocks, toConfigMap } from "./support/stacks";
 import { haveTool } from "./support/tools";
 

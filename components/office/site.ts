@@ -8,7 +8,8 @@ import * as pulumi from "@pulumi/pulumi";
 import type * as tls from "@pulumi/tls";
 import type { AtticConfig } from "../../config/attic";
 import type { OfficeConfig } from "../../config/office";
-import { atticdModule, ENVIRONMENT_FILE, removedModule, SQLITE_DATABASE } from "../../nixos/atticdModule";
+import { officeModule } from "../../nixos/office";
+import { ENVIRONMENT_FILE, environmentFile, removedModule, SQLITE_DATABASE } from "../../nixos/shared";
 import { recordArtifact } from "../artifacts";
 import { cacheSiteOutputs, type OfficeOutputs, type Outputs } from "../outputs";
 import { type AtticSettings, atticSettings, renderToml, storageSettings } from "../attic/settings";
@@ -31,19 +32,6 @@ export function listenFacts(listen: string): { port: number; healthUrl: string }
   return { port, healthUrl: `http://${target}:${port}/` };
 }
 
-/** atticd's environment file: the token signing key and, for S3-compatible storage, its keys. */
-export function environmentFile(privateKeyPem: string, office: OfficeConfig): string {
-  const lines = [`ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from(privateKeyPem).toString("base64")}`];
-  // The config requires both keys for S3 storage (config/office.ts).
-  if (office.storage.type === "s3" && office.storage.accessKeyId && office.storage.secretAccessKey) {
-    lines.push(
-      `AWS_ACCESS_KEY_ID=${office.storage.accessKeyId}`,
-      `AWS_SECRET_ACCESS_KEY=${office.storage.secretAccessKey}`,
-    );
-  }
-  return `${lines.join("\n")}\n`;
-}
-
 export class OfficeSite extends pulumi.ComponentResource {
   public readonly settings: AtticSettings;
   /** This site's stack outputs (components/outputs.ts). */
@@ -61,7 +49,7 @@ export class OfficeSite extends pulumi.ComponentResource {
       listen: office.listen,
       storage: storageSettings(office.storage),
     });
-    const module = atticdModule({
+    const module = officeModule({
       settings: this.settings,
       port,
       openFirewall: office.openFirewall,
@@ -83,7 +71,7 @@ export class OfficeSite extends pulumi.ComponentResource {
         ...(office.flake ? { flake: office.flake } : {}),
         module,
         environmentFile: pulumi.secret(
-          args.signingKey.privateKeyPem.apply((pem) => environmentFile(pem, office)),
+          args.signingKey.privateKeyPem.apply((pem) => environmentFile(pem, office.storage)),
         ),
         service: {
           units: ["atticd.service"],

@@ -1,10 +1,11 @@
 /**
  * The VPS site's pure parts: config → atticd settings (the one server model), the generated NixOS
- * module and atticd's environment file. No resources here: site.ts wires these to the deployer.
+ * module's options (nixos/vps.ts renders it), and the certificate wait. No resources here: site.ts
+ * wires these to the deployer.
  */
 import type { AtticConfig } from "../../config/schema";
 import type { VpsConfig } from "../../config/vps";
-import { type VpsModuleOptions, vpsModule } from "../../nixos/vpsModule";
+import { type VpsModuleOptions, vpsModule } from "../../nixos/vps";
 import { type AtticSettings, atticSettings, storageSettings } from "../attic/settings";
 import { readScript, shellHeader } from "../shellScript";
 
@@ -51,17 +52,6 @@ export function vpsModuleOptions(attic: AtticConfig, vps: VpsConfig, stack: stri
 
 export const vpsModuleText = (attic: AtticConfig, vps: VpsConfig, stack: string): string =>
   vpsModule(vpsModuleOptions(attic, vps, stack));
-
-/** atticd's environment file: the token signing key and the bucket's keys (read by the dump job too). */
-export function vpsEnvironmentFile(privateKeyPem: string, vps: VpsConfig): string {
-  const lines = [`ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from(privateKeyPem).toString("base64")}`];
-  if (vps.storage.type === "s3")
-    lines.push(
-      `AWS_ACCESS_KEY_ID=${vps.storage.accessKeyId}`,
-      `AWS_SECRET_ACCESS_KEY=${vps.storage.secretAccessKey}`,
-    );
-  return `${lines.join("\n")}\n`;
-}
 
 /**
  * Runs on the host after the deploy is confirmed (certificate-wait.sh): waits (bounded) until the

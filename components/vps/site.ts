@@ -9,14 +9,14 @@ import * as pulumi from "@pulumi/pulumi";
 import type * as tls from "@pulumi/tls";
 import type { AtticConfig } from "../../config/schema";
 import type { VpsConfig } from "../../config/vps";
-import { ENVIRONMENT_FILE, removedModule, SQLITE_DATABASE } from "../../nixos/atticdModule";
+import { ENVIRONMENT_FILE, environmentFile, removedModule, SQLITE_DATABASE } from "../../nixos/shared";
 import { recordArtifact } from "../artifacts";
 import { cacheSiteOutputs, type VpsOutputs, type Outputs } from "../outputs";
 import { AtticServer } from "../attic/server";
 import { type AtticSettings, renderToml } from "../attic/settings";
 import { type DeployTimes, hostConnection, NixosHost, type ServiceSpec } from "../nixosHost/host";
-import { vpsModule } from "../../nixos/vpsModule";
-import { certificateWaitScript, vpsEnvironmentFile, vpsListen, vpsModuleOptions } from "./module";
+import { vpsModule } from "../../nixos/vps";
+import { certificateWaitScript, vpsListen, vpsModuleOptions } from "./module";
 
 export interface VpsSiteArgs {
   attic: AtticConfig;
@@ -62,7 +62,9 @@ export class VpsSite extends pulumi.ComponentResource {
     const options = vpsModuleOptions(attic, vps, stack);
     this.settings = options.settings;
     const module = vpsModule(options);
-    const env = pulumi.secret(args.signingKey.privateKeyPem.apply((pem) => vpsEnvironmentFile(pem, vps)));
+    const env = pulumi.secret(
+      args.signingKey.privateKeyPem.apply((pem) => environmentFile(pem, vps.storage)),
+    );
 
     const connection = hostConnection("vps", vps, this);
     const host = new NixosHost(

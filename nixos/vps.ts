@@ -10,7 +10,7 @@
  */
 import type { AtticSettings } from "../components/attic/settings";
 import { readScript, shellHeader } from "../components/shellScript";
-import { ENVIRONMENT_FILE, SQLITE_DATABASE } from "./atticdModule";
+import { ENVIRONMENT_FILE, SQLITE_DATABASE } from "./shared";
 import { type NixValue, nixCall, nixExpr, toNix } from "./nix";
 
 export type Proxy = "caddy" | "nginx";
