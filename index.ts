@@ -6,11 +6,11 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { type CacheSite, multiSiteNixConfSnippet } from "./components/attic/nixConf";
-import type { CacheOutput } from "./components/attic/server";
 import { tokenSigningKey } from "./components/attic/signingKey";
 import { AwsSite } from "./components/aws/site";
 import { MikrotikSwitch } from "./components/mikrotik/switch";
 import { OfficeSite } from "./components/office/site";
+import type { CacheSiteOutputs, Deferred, Outputs, StackOutputs } from "./components/outputs";
 import { VpsSite } from "./components/vps/site";
 import { ConfigError, loadConfig } from "./config/load";
 import { type AwsConfig, engineVersionVerdict } from "./config/schema";
@@ -46,11 +46,11 @@ async function checkEngineVersion(site: AwsConfig, provider: aws.Provider): Prom
   if (verdict.warning) pulumi.log.warn(verdict.warning);
 }
 
-async function main(): Promise<Record<string, unknown>> {
+async function main(): Promise<Deferred<StackOutputs>> {
   const { config, warnings } = readConfig();
   for (const w of warnings) pulumi.log.warn(w);
 
-  const outputs: Record<string, unknown> = { sites: config.sites };
+  const outputs: { [K in keyof StackOutputs]: Deferred<StackOutputs[K]> } = { sites: config.sites };
   // The AWS provider first: the engine-version check asks AWS before anything else is registered.
   const provider = config.aws
     ? new aws.Provider("aws", {
@@ -62,35 +62,24 @@ async function main(): Promise<Record<string, unknown>> {
     : undefined;
   if (config.aws && provider) await checkEngineVersion(config.aws, provider);
   const signingKey = config.attic ? tokenSigningKey() : undefined;
-  // For `pulumi state unprotect` / `pulumi up --replace` when rotating it (docs/runbooks.md).
-  if (signingKey) outputs.signingKeyUrn = signingKey.urn;
-  // Public: `npm run verify` checks each exported token against it.
-  if (signingKey) outputs.tokenPublicKey = signingKey.publicKeyPem;
+  if (signingKey) {
+    // For `pulumi state unprotect` / `pulumi up --replace` when rotating it (docs/runbooks.md).
+    outputs.signingKeyUrn = signingKey.urn;
+    // Public: `npm run verify` checks each exported token against it.
+    outputs.tokenPublicKey = signingKey.publicKeyPem;
+  }
 
   // The cache sites of this stack, for the nix.conf snippets that list several of them.
-  const cacheSites: Array<{ site: CacheSite; caches: pulumi.Output<Record<string, CacheOutput>> }> = [];
+  const cacheSites: Array<{ site: CacheSite; outputs: Outputs<CacheSiteOutputs> }> = [];
   if (config.aws && config.attic && signingKey && provider) {
     const site = new AwsSite(
       "aws",
       { attic: config.attic, aws: config.aws, signingKey },
       { providers: { aws: provider } },
     );
-    cacheSites.push({ site: "aws", caches: site.caches });
-    outputs.aws = {
-      endpoint: site.endpoint,
-      bucketName: site.bucketName,
-      databaseEndpoint: site.databaseEndpoint,
-      logGroup: site.logGroup,
-      gcRunTask: site.gcRunTask,
-      ...(site.database ? { database: site.database } : {}),
-      ecs: site.ecs,
-      alarmTopicArn: site.alarmTopicArn,
-      ...(site.alarmEmailConfirmation ? { alarmEmailConfirmation: site.alarmEmailConfirmation } : {}),
-      caches: site.caches,
-      tokens: site.tokens,
-      nixConf: site.nixConf,
-      netrc: site.netrc,
-    };
+    const o = { ...site.outputs };
+    outputs.aws = o;
+    cacheSites.push({ site: "aws", outputs: o });
   }
   // The office host gets its network from the switch: with both sites in one stack, the host
   // deploys after the switch's confirm, and `pulumi destroy` tears the host down first.
@@ -102,33 +91,21 @@ async function main(): Promise<Record<string, unknown>> {
       signingKey,
       ...(sw ? { dependsOn: [sw] } : {}),
     });
-    cacheSites.push({ site: "office", caches: site.caches });
-    outputs.office = {
-      endpoint: site.endpoint,
-      modulePath: site.modulePath,
-      caches: site.caches,
-      tokens: site.tokens,
-      nixConf: site.nixConf,
-      netrc: site.netrc,
-    };
+    const o = { ...site.outputs };
+    outputs.office = o;
+    cacheSites.push({ site: "office", outputs: o });
   }
   if (config.vps && config.attic && signingKey) {
     const site = new VpsSite("vps", { attic: config.attic, vps: config.vps, signingKey });
-    cacheSites.push({ site: "vps", caches: site.caches });
-    outputs.vps = {
-      endpoint: site.endpoint,
-      modulePath: site.modulePath,
-      caches: site.caches,
-      tokens: site.tokens,
-      nixConf: site.nixConf,
-      netrc: site.netrc,
-    };
+    const o = { ...site.outputs };
+    outputs.vps = o;
+    cacheSites.push({ site: "vps", outputs: o });
   }
   if (cacheSites.length > 1) {
     // Each site's clients get its caches and those of every farther site, nearest first by priority.
-    const all = pulumi.all(cacheSites.map((s) => s.caches));
-    for (const { site } of cacheSites) {
-      (outputs[site] as { nixConf: pulumi.Output<string> }).nixConf = all.apply((caches) =>
+    const all = pulumi.all(cacheSites.map((s) => s.outputs.caches));
+    for (const { site, outputs: o } of cacheSites) {
+      o.nixConf = all.apply((caches) =>
         multiSiteNixConfSnippet(
           cacheSites.map((s, i) => ({ site: s.site, caches: caches[i]! })),
           site,

@@ -18,6 +18,7 @@ import * as path from "node:path";
 import { createRequire } from "node:module";
 import { parse as parseYaml } from "yaml";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { settingsFrom } from "../ci/commands/ci-secrets";
 import { ROOT, synthExample } from "./support/stacks";
 import { haveTool } from "./support/tools";
 
@@ -206,8 +207,10 @@ describe("ci/nix-project/*.sh", () => {
 
 describe("npm run ci-secrets", () => {
   let outputs: string;
+  let vpsOutputs: string;
   beforeAll(async () => {
     outputs = JSON.stringify((await synthExample("dev", true)).outputs);
+    vpsOutputs = JSON.stringify((await synthExample("vps", true)).outputs);
   });
 
   const setup = (opts: { gh?: boolean; glab?: boolean; loggedIn?: boolean; glabExists?: boolean } = {}) => {
@@ -296,12 +299,43 @@ describe("npm run ci-secrets", () => {
     writeFileSync(path.join(dir, "outputs.json"), JSON.stringify({ sites: ["mikrotik"] }));
     const r = cli(["--stack", "dev", "--github", "a/b"]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain("neither an aws nor an office site");
+    expect(r.stderr).toContain("ci-secrets: the stack has no cache site (aws, office or vps)");
+    // Parsed with the outputs contract (the same error reaches stderr, exit 2, as above).
+    expect(() => settingsFrom({ aws: { endpoint: "x" } }, {})).toThrow(
+      /^these are not attic-infra's stack outputs \(docs\/outputs\.md\): sites: .*; aws\.endpoint: Invalid URL/,
+    );
     writeFileSync(path.join(dir, "outputs.json"), outputs);
     expect(cli(["--stack", "dev", "--github", "a/b", "--cache", "nope"]).stderr).toContain(
       "--cache nope: no such cache",
     );
     expect(cli(["--stack", "dev"]).stderr).toContain("give exactly one of --github or --gitlab");
+    expect(cli(["--github", "a/b"]).stderr).toContain("give exactly one of --stack or --outputs");
+  });
+
+  it("--outputs <file> reads `pulumi stack output --json --show-secrets` saved in a file, without the Pulumi CLI: a vps stack", () => {
+    setup();
+    const file = path.join(dir, "vps-outputs.json");
+    writeFileSync(file, vpsOutputs);
+    const r = cli(["--outputs", file, "--github", "acme/firmware"]);
+    expect(r.status, r.stderr).toBe(0);
+    const scope = "--repo acme/firmware";
+    expect(calls()).toEqual([
+      "gh auth status",
+      `gh variable set ATTIC_ENDPOINT ${scope}`,
+      `gh variable set ATTIC_CACHE ${scope}`,
+      `gh variable set ATTIC_PUBLIC_KEY ${scope}`,
+      `gh variable set ATTIC_SUBSTITUTER ${scope}`,
+      `gh secret set ATTIC_TOKEN ${scope}`,
+    ]);
+    const vps = JSON.parse(vpsOutputs).vps;
+    const stdin = stdinOf();
+    expect(stdin).toContain(`--- variable set ATTIC_ENDPOINT ${scope}\nhttps://cache.example.com/\n`);
+    expect(stdin).toContain(`--- variable set ATTIC_SUBSTITUTER ${scope}\n${vps.caches.n3x.substituter}\n`);
+    expect(stdin).toContain(`--- secret set ATTIC_TOKEN ${scope}\n${vps.tokens.ci}\n`);
+    expect(r.stdout + r.stderr).not.toContain(vps.tokens.ci);
+    const missing = cli(["--outputs", path.join(dir, "nope.json"), "--github", "a/b"]);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain("ci-secrets: --outputs");
   });
 });
 

@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { beforeAll, describe, expect, it } from "vitest";
-import { atticdModule, backupScript, moduleConfig, removedModule } from "../nixos/atticdModule";
+import { backupScript, officeModule, officeModuleConfig } from "../nixos/office";
+import { removedModule } from "../nixos/shared";
 import { NixExpr, type NixValue, nixAttrName, nixExpr, nixString, toNix } from "../nixos/nix";
 import { type SynthResult, synth } from "../ci/commands/synth/harness";
 import { SECRET_MARKER } from "../ci/commands/synth/mocks";
@@ -93,7 +94,7 @@ describe.skipIf(!haveTool("nix-instantiate"))("Nix rendering, checked by nix-ins
   });
 
   it("the generated module parses", () => {
-    parses(atticdModule(moduleOptions()));
+    parses(officeModule(moduleOptions()));
     parses(removedModule("office"));
   });
 });
@@ -164,8 +165,8 @@ describe.skipIf(!haveTool("nix-instantiate"))("the office example's module (synt
   });
 
   it("the whole module evaluates to the attribute set TypeScript meant", () => {
-    const expected = stubbed(moduleConfig(moduleOptions()));
-    expect(evalFile(`(${atticdModule(moduleOptions())}) { pkgs = ${PKGS_STUB}; }`)).toEqual(expected);
+    const expected = stubbed(officeModuleConfig(moduleOptions()));
+    expect(evalFile(`(${officeModule(moduleOptions())}) { pkgs = ${PKGS_STUB}; }`)).toEqual(expected);
   });
 
   it("uses nixpkgs' options: monolithic, an environment file outside the store, no credentialsFile", () => {

@@ -18,10 +18,11 @@ import {
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { asRoot, defaultPaths, rollbackScript } from "../components/nixosHost/scripts";
-import { environmentFile, listenFacts } from "../components/office/site";
+import { asRoot } from "../components/nixosHost/scripts";
+import { listenFacts } from "../components/office/site";
 import { loadConfig } from "../config/load";
-import { backupScript, ENVIRONMENT_FILE, restoreCommands, SQLITE_DATABASE } from "../nixos/atticdModule";
+import { backupScript, restoreCommands } from "../nixos/office";
+import { ENVIRONMENT_FILE, environmentFile, SQLITE_DATABASE } from "../nixos/shared";
 import { exampleBlocks, exampleConfig, ROOT, synthExample, toConfigMap } from "./support/stacks";
 import { haveTool } from "./support/tools";
 import { synth } from "../ci/commands/synth/harness";
@@ -133,9 +134,11 @@ describe("the office site (synth)", () => {
     expect(deploy).toContain(`HEALTH_URL='${listenFacts(office.listen).healthUrl}'`);
     expect(deploy).toContain(`ENV_FILE='${ENVIRONMENT_FILE}'`);
     expect(deploy).toContain(`DB='${SQLITE_DATABASE}'`);
-    expect(deploy).toContain("systemd-run --on-active=180 --unit=attic-infra-rollback");
-    expect(deploy).toContain("timeout 1800 nixos-rebuild build -I nixos-config=");
-    expect(deploy).toContain("timeout 90 systemd-run --unit=attic-infra-activate");
+    expect(deploy).toContain("UNITS='atticd.service'");
+    expect(deploy).toContain("WINDOW_SECONDS='180'");
+    expect(deploy).toContain("BUILD_SECONDS='1800'");
+    expect(deploy).toContain("ACTIVATION_SECONDS='90'");
+    expect(deploy).toContain("FLAKE=''");
     expect(files["office/atticd.env"]).toBe("[secret]");
   });
 
@@ -148,19 +151,19 @@ describe("the office site (synth)", () => {
     }
   });
 
-  it("flake hosts: the build uses the flake copy, the module lives in the flake", async () => {
+  // That the build then uses the flake copy: nixosHost.deploy.test.ts, "NixOS flake host deploy".
+  it("flake hosts: the deploy and teardown are given the flake, the module lives in the flake", async () => {
     const blocks = exampleBlocks("office");
     (blocks["attic-infra:office"] as Record<string, unknown>).flake = "/etc/nixos#attic-cache";
     const { files, outputs } = await synth({ stack: "office", config: toConfigMap(blocks) });
-    expect(files["office/scripts/deploy.sh"]).toContain(
-      'nixos-rebuild build --flake "$work/config#attic-cache"',
-    );
+    expect(files["office/scripts/deploy.sh"]).toContain("FLAKE='/etc/nixos#attic-cache'");
+    expect(files["office/scripts/teardown.sh"]).toContain("FLAKE='/etc/nixos#attic-cache'");
     expect((outputs.office as { modulePath: string }).modulePath).toBe("/etc/nixos/attic-infra/atticd.nix");
   });
 
   it("the environment file carries the private key for atticd-atticadm, base64 of the PEM", () => {
     const office = loadConfig(exampleConfig("office")).config.office!;
-    expect(environmentFile("PEM", office)).toBe(
+    expect(environmentFile("PEM", office.storage)).toBe(
       `ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from("PEM").toString("base64")}\n`,
     );
   });
@@ -254,25 +257,9 @@ describe.skipIf(!haveTool("shellcheck"))("shellcheck", () => {
     const { files } = await synthExample("office", true);
     const scripts = Object.entries(files).filter(([f]) => f.endsWith(".sh"));
     expect(scripts.map(([f]) => path.basename(f)).sort()).toEqual(
-      expect.arrayContaining(["confirm.sh", "deploy.sh", "driver.sh", "teardown.sh"]),
+      expect.arrayContaining(["confirm.sh", "deploy.sh", "driver.sh", "rollback.sh", "teardown.sh"]),
     );
     const extra: Array<[string, string]> = [
-      [
-        "rollback.sh",
-        rollbackScript({
-          paths: defaultPaths(),
-          deployId: "0".repeat(32),
-          service: {
-            units: ["atticd.service"],
-            environmentFile: ENVIRONMENT_FILE,
-            database: SQLITE_DATABASE,
-            healthUrl: "http://127.0.0.1:8080/",
-          },
-          previous: "/nix/store/a-nixos-system",
-          next: "/nix/store/b-nixos-system",
-          checkHealth: true,
-        }),
-      ],
       ["backup.sh", `#!/bin/sh\n${backupScript({ dir: "/var/backup/atticd", keep: 14 })}`],
     ];
     const dir = mkdtempSync(path.join(tmpdir(), "shellcheck-"));

@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../ci/commands/verify/cli";
+import { UsageError } from "../ci/commands/verify/site";
 import { multiSiteNixConfSnippet } from "../components/attic/nixConf";
 import { nixConfSnippet, netrcLine } from "../components/attic/server";
 import { mintToken } from "../components/attic/tokens";
@@ -89,9 +90,26 @@ function outputs(endpoint: string, o: { tokens?: TokenConfig[]; n3xKey?: string 
       tokens,
       nixConf: nixConfSnippet(Object.values(caches)),
       netrc: Object.fromEntries(Object.entries(tokens).map(([k, v]) => [k, netrcLine(endpoint, v)])),
+      ...AWS_NAMES,
     },
   };
 }
+
+/** The AWS site's other outputs (names verify does not read; the contract requires them). */
+const AWS_NAMES = {
+  bucketName: "chunks",
+  databaseEndpoint: "db.example:5432",
+  ecs: { cluster: "cluster", apiService: "api" },
+  logGroup: "/attic-infra/test",
+  gcRunTask: {
+    cluster: "arn:cluster",
+    taskDefinition: "gc",
+    subnets: [],
+    securityGroups: [],
+    assignPublicIp: false,
+  },
+  alarmTopicArn: "arn:topic",
+};
 
 /** Everything any scenario printed, to search for token values. */
 const printed: string[] = [];
@@ -329,8 +347,10 @@ describe("npm run verify over HTTP", () => {
     const { endpoint } = await server();
     const aws = outputs(endpoint).aws;
     const office = {
-      ...aws,
       endpoint: "http://127.0.0.1:9/",
+      tokens: aws.tokens,
+      netrc: aws.netrc,
+      modulePath: "/etc/nixos/attic-infra/atticd.nix",
       caches: {
         lan: { substituter: "http://127.0.0.1:9/lan", publicKey: "lan:x", public: true, priority: 30 },
       },
@@ -343,6 +363,7 @@ describe("npm run verify over HTTP", () => {
     writeFileSync(
       file,
       JSON.stringify({
+        sites: ["aws", "office"],
         tokenPublicKey: PUBLIC_KEY,
         aws: { ...aws, nixConf: multiSiteNixConfSnippet(sites, "aws") },
         office: { ...office, nixConf: multiSiteNixConfSnippet(sites, "office") },
@@ -357,6 +378,31 @@ describe("npm run verify over HTTP", () => {
       /✓ {4}office: nix\.conf snippet — substituters http:\/\/127\.0\.0\.1:9\/lan\?priority=30 http:\S*\/secret\?priority=31 http:\S*\/n3x\?priority=42 with their keys, in the documented order/,
     );
     expect(text).not.toContain(" aws:");
+  });
+});
+
+describe("outputs that are not the contract's (components/outputs.ts)", () => {
+  it("are a usage error naming every wrong path, never a value", async () => {
+    const outs = outputs("http://127.0.0.1:9/");
+    const { publicKey: _, ...keyless } = outs.aws.caches.n3x;
+    const bad = {
+      ...outs,
+      aws: {
+        ...outs.aws,
+        caches: { ...outs.aws.caches, n3x: keyless },
+        tokens: { ci: "SYNTHSECRET-not-a-jwt" },
+      },
+    };
+    const file = path.join(dir, "bad-outputs.json");
+    writeFileSync(file, JSON.stringify(bad));
+    const err = await main(["--outputs", file], () => {}).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as Error).message).toMatch(
+      /^these are not attic-infra's stack outputs \(docs\/outputs\.md\): /,
+    );
+    expect((err as Error).message).toContain("aws.caches.n3x.publicKey: ");
+    expect((err as Error).message).toContain("aws.tokens.ci: not a JWT");
+    expect((err as Error).message).not.toContain("SYNTHSECRET");
   });
 });
 

@@ -10,18 +10,18 @@
  * (atticd's settings, the socket URL, no password, the proxy's TLS and upload limits, the firewall
  * rules for both backends). Not proven (no nixpkgs here): that caddy/nginx/postgresql/acme/firewall
  * accept these option names and values (checked by hand against nixpkgs' module sources, see the
- * header of nixos/vpsModule.ts), that Caddy/NGINX parse the text we hand them, and that the system
+ * header of nixos/vps.ts), that Caddy/NGINX parse the text we hand them, and that the system
  * builds.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { vpsModuleOptions, vpsSettings } from "../components/vps/module";
 import { loadConfig } from "../config/load";
 import type { AtticConfig, VpsConfig } from "../config/schema";
-import { dumpScript, preUpgradeDumpScript, vpsModule } from "../nixos/vpsModule";
+import { dumpScript, preUpgradeDumpScript, vpsModule } from "../nixos/vps";
 import { exampleBlocks, toConfigMap } from "./support/stacks";
 import { haveTool } from "./support/tools";
 
@@ -242,7 +242,9 @@ describe.skipIf(!haveTool("nix-instantiate"))("the VPS module, evaluated with st
     });
     expect(svc.script).toContain("runuser -u postgres -- pg_dump --format=custom atticd");
     expect(svc.script).toContain("dest='s3://example-attic/attic-infra/db-dumps/'");
-    expect(svc.script).toContain("keep_days=14");
+    expect(svc.script).toContain("keep_days='14'");
+    expect(svc.script).toContain("database='postgresql'");
+    expect(svc.script).toContain("endpoint='https://s3.eu-central-003.backblazeb2.com'");
     expect(evalModule(caddy, "m.systemd.timers.atticd-dump.timerConfig.OnCalendar")).toBe("daily");
   });
 
@@ -268,7 +270,9 @@ describe.skipIf(!haveTool("nix-instantiate"))("the VPS module, evaluated with st
     const svc = evalModule(text, "m.systemd.services.atticd-dump");
     expect(svc.path).toContain("pkgs.sqlite");
     expect(svc.path).not.toContain("pkgs.awscli2");
-    expect(svc.script).not.toContain("aws ");
+    // Nothing to copy to (what the script then does: "the dump script, run for real").
+    expect(svc.script).toContain("dest=''");
+    expect(svc.script).toContain("database='sqlite'");
     // The deployer snapshots and restores the SQLite file itself.
     expect(evalModule(text, 'builtins.hasAttr "atticd-dump-before-upgrade" m.systemd.services')).toBe(false);
   });
@@ -319,16 +323,25 @@ esac
     mkdirSync(dumps);
     return { work, bin, s3, db, dumps };
   }
-  const script = (dumps: string, db: string) =>
+  const script = (dumps: string, db: string, copy = true, database: "sqlite" | "postgresql" = "sqlite") =>
     dumpScript({
-      database: "sqlite",
+      database,
       sqlitePath: db,
       backup: {
         dir: dumps,
         keepDays: 14,
-        copyTo: { bucket: "bucket", region: "r", endpoint: "https://s3.example", prefix: "dumps/" },
+        ...(copy
+          ? { copyTo: { bucket: "bucket", region: "r", endpoint: "https://s3.example", prefix: "dumps/" } }
+          : {}),
       },
     });
+  const awsCalls = (s3: string): string[] => {
+    try {
+      return readFileSync(path.join(s3, "calls.log"), "utf8").trim().split("\n");
+    } catch {
+      return [];
+    }
+  };
 
   /**
    * Stand-ins for the pre-upgrade dump: `runuser -u U -- CMD` runs CMD (util-linux runuser(1));
@@ -422,5 +435,32 @@ esac
     ).toBe("n3x|key\n");
     expect(out).toContain(`copied to s3://bucket/dumps/${made[0]}`);
     expect(out).toContain(`deleted s3://bucket/dumps/${old}`);
+    // Every call goes to the configured S3-compatible endpoint.
+    expect(awsCalls(s3).length).toBeGreaterThan(0);
+    for (const call of awsCalls(s3)) expect(call).toContain("--endpoint-url https://s3.example ");
+  });
+
+  it("without a bucket to copy to, dumps and expires on the host only, and calls no aws", () => {
+    const { bin, s3, db, dumps } = setup();
+    const out = execFileSync("sh", ["-c", script(dumps, db, false)], {
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_S3: s3 },
+    });
+    expect(out).toMatch(/^dumped to .*atticd-\d{8}T\d{6}Z\.db\n$/);
+    expect(readdirSync(dumps)).toHaveLength(1);
+    expect(awsCalls(s3)).toEqual([]);
+  });
+
+  it("PostgreSQL: pg_dump's custom format, as the postgres user, named .pgdump", () => {
+    const { bin, s3, db, dumps } = setup();
+    pgStandIns(bin);
+    const out = execFileSync("sh", ["-c", script(dumps, db, false, "postgresql")], {
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_S3: s3 },
+    });
+    const [dump] = readdirSync(dumps);
+    expect(dump).toMatch(/^atticd-\d{8}T\d{6}Z\.pgdump$/);
+    expect(out).toBe(`dumped to ${path.join(dumps, dump!)}\n`);
+    expect(readFileSync(path.join(dumps, dump!), "utf8")).toBe("PGDMP --format=custom atticd\n");
   });
 });

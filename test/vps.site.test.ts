@@ -3,7 +3,10 @@
  * host, in which order, and what the stack exports. The deploy itself (the shared NixOS host
  * deployer) is exercised over real SSH by the deployer's own tests.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { beforeAll, describe, expect, it } from "vitest";
 import { multiSiteNixConfSnippet } from "../components/attic/nixConf";
@@ -70,8 +73,9 @@ describe("the vps example stack (synth)", () => {
   it("the deploy health-checks atticd on loopback with the domain as Host (allowed-hosts would refuse any other)", () => {
     const deploy = vps.files["vps/scripts/deploy.sh"]!;
     expect(deploy).toContain("HEALTH_URL='http://127.0.0.1:8080/'");
-    expect(deploy).toContain("-H 'Host: cache.example.com'");
-    expect(vps.files["vps/scripts/confirm.sh"]).toContain("-H 'Host: cache.example.com'");
+    expect(deploy).toContain("HEALTH_HOST='cache.example.com'");
+    expect(vps.files["vps/scripts/confirm.sh"]).toContain("HEALTH_HOST='cache.example.com'");
+    expect(vps.files["vps/scripts/rollback.sh"]).toContain("HEALTH_HOST='cache.example.com'");
   });
 
   it("order: host check → deploy (confirmed) → certificate wait → caches over HTTPS", () => {
@@ -93,9 +97,7 @@ describe("the vps example stack (synth)", () => {
     expect(vps.files["vps/scripts/certificate.sh"]).toBe(
       certificateWaitScript({ domain: "cache.example.com", proxy: "caddy", waitSeconds: 300 }),
     );
-    expect(vps.files["vps/scripts/certificate.sh"]).toContain(
-      "--resolve 'cache.example.com:443:127.0.0.1' \"$url\"",
-    );
+    expect(vps.files["vps/scripts/certificate.sh"]).toContain("wait_seconds='300'");
   });
 
   it("the certificate step connects as the host deployer does, with pulumi-command's fields only (it refuses any other)", () => {
@@ -125,8 +127,45 @@ describe("the vps example stack (synth)", () => {
   });
 });
 
-describe.skipIf(!haveTool("shellcheck"))("the certificate wait script", () => {
-  it("passes shellcheck", () => {
+describe("the certificate wait script", () => {
+  /** A stand-in for curl: records its arguments, answers as FAKE_CURL_STATUS says (0: a valid certificate). */
+  function run(proxy: "caddy" | "nginx", status: number) {
+    const dir = mkdtempSync(path.join(tmpdir(), "certificate-"));
+    writeFileSync(
+      path.join(dir, "curl"),
+      `#!/bin/sh\nprintf '%s\\n' "$@" > "${dir}/args"\necho "curl: (60) SSL certificate problem" >&2\nexit ${status}\n`,
+      { mode: 0o755 },
+    );
+    const script = certificateWaitScript({ domain: "cache.example.com", proxy, waitSeconds: 0 });
+    const r = spawnSync("/bin/sh", ["-c", script], {
+      env: { PATH: `${dir}:${process.env.PATH}` },
+      encoding: "utf8",
+    });
+    return { ...r, args: readFileSync(path.join(dir, "args"), "utf8").split("\n") };
+  }
+
+  it("asks the proxy on loopback for https://<domain>/, whatever the host's own DNS says", () => {
+    const r = run("caddy", 0);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.args).toEqual(expect.arrayContaining(["--resolve", "cache.example.com:443:127.0.0.1"]));
+    expect(r.args).toContain("https://cache.example.com/");
+    expect(r.stdout).toBe("https://cache.example.com/ answers with a valid certificate\n");
+  });
+
+  it("gives up after the wait, naming the domain, curl's reason and the proxy's unit", () => {
+    for (const [proxy, unit] of [
+      ["caddy", "caddy"],
+      ["nginx", "acme-cache.example.com"],
+    ] as const) {
+      const r = run(proxy, 60);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(
+        `attic-infra: cache.example.com has no valid certificate after 0 s (curl: (60) SSL certificate problem). atticd itself is deployed. Check that the A/AAAA records of cache.example.com point at this host and that port 80 is reachable (journalctl -u ${unit}), then run pulumi up again.\n`,
+      );
+    }
+  });
+
+  it.skipIf(!haveTool("shellcheck"))("passes shellcheck", () => {
     for (const proxy of ["caddy", "nginx"] as const)
       execFileSync("shellcheck", ["-s", "sh", "-"], {
         input: certificateWaitScript({ domain: "cache.example.com", proxy, waitSeconds: 60 }),

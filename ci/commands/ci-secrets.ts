@@ -1,10 +1,11 @@
 /**
- * npm run ci-secrets -- --stack <name> (--github <owner/repo> [--environment <env>] | --gitlab <group/project>)
- *                      [--site aws|office] [--cache <name>] [--token <name>] [--dry-run]
+ * npm run ci-secrets -- (--stack <name> | --outputs <file>)
+ *                      (--github <owner/repo> [--environment <env>] | --gitlab <group/project>)
+ *                      [--site aws|office|vps] [--cache <name>] [--token <name>] [--dry-run]
  *
- * Reads the stack's outputs (`pulumi stack output --json --show-secrets`; their names are the
- * contract in docs/outputs.md: `<site>.endpoint`, `<site>.caches`, `<site>.tokens`) and stores what a Nix
- * project's CI needs to use the cache: ATTIC_ENDPOINT, ATTIC_CACHE, ATTIC_PUBLIC_KEY,
+ * Reads the stack's outputs (`pulumi stack output --json --show-secrets`, or that JSON from a file),
+ * parsed with the outputs contract (components/outputs.ts, docs/outputs.md), and stores what a Nix
+ * project's CI needs to use a cache site's cache: ATTIC_ENDPOINT, ATTIC_CACHE, ATTIC_PUBLIC_KEY,
  * ATTIC_SUBSTITUTER and ATTIC_TOKEN. Every value goes to the CLI on stdin, never on its command line.
  *
  * On GitHub the token is a secret and the rest are variables, so that workflows of fork pull
@@ -12,24 +13,18 @@
  * variables, the token masked.
  */
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { z } from "zod";
+import { SITE_ORDER } from "../../components/attic/nixConf";
+import { OutputsError, parseStackOutputs } from "../../components/outputs";
 
-const USAGE = `usage: npm run ci-secrets -- --stack <name> (--github <owner/repo> [--environment <env>] | --gitlab <group/project>)
-                           [--site aws|office] [--cache <name>] [--token <name>] [--dry-run]
+const USAGE = `usage: npm run ci-secrets -- (--stack <name> | --outputs <file>)
+                           (--github <owner/repo> [--environment <env>] | --gitlab <group/project>)
+                           [--site aws|office|vps] [--cache <name>] [--token <name>] [--dry-run]
 
 Sets ATTIC_ENDPOINT, ATTIC_CACHE, ATTIC_PUBLIC_KEY, ATTIC_SUBSTITUTER (variables) and ATTIC_TOKEN (secret)
-from the stack's outputs. --dry-run lists what would be set, without values.`;
-
-const siteOutputs = z.object({
-  endpoint: z.string().url(),
-  caches: z.record(
-    z.string(),
-    z.object({ substituter: z.string().url(), publicKey: z.string().regex(/^[^:\s]+:[A-Za-z0-9+/=]+$/) }),
-  ),
-  tokens: z.record(z.string(), z.string().regex(/^[\w-]+\.[\w-]+\.[\w-]+$/, "not a JWT")),
-});
-const stackOutputs = z.object({ aws: siteOutputs.optional(), office: siteOutputs.optional() }).passthrough();
+from the stack's outputs: \`pulumi stack output --json --show-secrets --stack <name>\`, or that JSON
+in a file (--outputs; no Pulumi CLI needed). --dry-run lists what would be set, without values.`;
 
 export class UsageError extends Error {}
 
@@ -54,23 +49,19 @@ export function ciTokenName(tokens: string[]): string | undefined {
   return tokens.includes("ci") ? "ci" : tokens.length === 1 ? tokens[0] : undefined;
 }
 
-/** What to set, from the stack outputs and the choices on the command line. */
+/** What to set, from the stack outputs and the choices on the command line (OutputsError: not the contract's). */
 export function settingsFrom(
   outputs: unknown,
   choice: { site?: string; cache?: string; token?: string },
 ): Setting[] {
-  const parsed = stackOutputs.safeParse(outputs);
-  if (!parsed.success) {
-    throw new UsageError(
-      `the stack outputs are not attic-infra's: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-    );
-  }
-  const sites = (["aws", "office"] as const).filter((s) => parsed.data[s]);
+  const parsed = parseStackOutputs(outputs);
+  const sites = SITE_ORDER.filter((s) => parsed[s]);
   if (sites.length === 0)
-    throw new UsageError("the stack has neither an aws nor an office site (nothing serves a cache)");
+    throw new UsageError("the stack has no cache site (aws, office or vps): nothing serves a cache");
   const siteName = choice.site ?? (sites.length === 1 ? sites[0] : undefined);
   if (!siteName) throw new UsageError(`the stack has sites ${sites.join(" and ")}: choose one with --site`);
-  const site = parsed.data[siteName as "aws" | "office"];
+  const known = SITE_ORDER.find((s) => s === siteName);
+  const site = known && parsed[known];
   if (!site)
     throw new UsageError(`--site ${siteName}: the stack has no such site (it has ${sites.join(", ")})`);
   const caches = Object.keys(site.caches);
@@ -99,6 +90,35 @@ export function settingsFrom(
   ];
 }
 
+/** The outputs JSON: from the file given, else from `pulumi stack output`. */
+function readOutputs(values: { stack?: string; outputs?: string }): unknown {
+  let text: string;
+  if (values.outputs) {
+    try {
+      text = readFileSync(values.outputs, "utf8");
+    } catch (err) {
+      throw new UsageError(`--outputs ${values.outputs}: ${(err as Error).message}`);
+    }
+  } else {
+    const pulumi = run("pulumi", ["stack", "output", "--json", "--show-secrets", "--stack", values.stack!]);
+    if (pulumi.missing)
+      throw new UsageError(
+        "pulumi is not installed (https://www.pulumi.com/docs/install/); or pass --outputs <file>",
+      );
+    if (pulumi.status !== 0) {
+      throw new UsageError(
+        `pulumi stack output --stack ${values.stack} failed: ${pulumi.stderr.trim() || "(no message)"}`,
+      );
+    }
+    text = pulumi.stdout;
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError(`${values.outputs ?? "pulumi stack output"} did not hold JSON`);
+  }
+}
+
 function requireCli(cli: "gh" | "glab"): void {
   const r = run(cli, ["auth", "status"]);
   if (r.missing) {
@@ -117,6 +137,7 @@ function main(argv: string[]): number {
     args: argv,
     options: {
       stack: { type: "string" },
+      outputs: { type: "string" },
       github: { type: "string" },
       gitlab: { type: "string" },
       environment: { type: "string" },
@@ -131,26 +152,15 @@ function main(argv: string[]): number {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (!values.stack) throw new UsageError("--stack is required");
+  if ((values.stack === undefined) === (values.outputs === undefined))
+    throw new UsageError("give exactly one of --stack or --outputs");
   if ((values.github === undefined) === (values.gitlab === undefined))
     throw new UsageError("give exactly one of --github or --gitlab");
   if (values.environment && !values.github)
     throw new UsageError("--environment is for GitHub environments (with --github)");
   const dryRun = values["dry-run"] ?? false;
 
-  const pulumi = run("pulumi", ["stack", "output", "--json", "--show-secrets", "--stack", values.stack]);
-  if (pulumi.missing) throw new UsageError("pulumi is not installed: https://www.pulumi.com/docs/install/");
-  if (pulumi.status !== 0) {
-    throw new UsageError(
-      `pulumi stack output --stack ${values.stack} failed: ${pulumi.stderr.trim() || "(no message)"}`,
-    );
-  }
-  let outputs: unknown;
-  try {
-    outputs = JSON.parse(pulumi.stdout);
-  } catch {
-    throw new UsageError("pulumi stack output did not print JSON");
-  }
+  const outputs = readOutputs(values);
   const choice: { site?: string; cache?: string; token?: string } = {};
   if (values.site) choice.site = values.site;
   if (values.cache) choice.cache = values.cache;
@@ -199,7 +209,11 @@ if (process.argv[1]?.endsWith("ci-secrets.ts")) {
   try {
     process.exit(main(process.argv.slice(2)));
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    if (
+      err instanceof UsageError ||
+      err instanceof OutputsError ||
+      (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")
+    ) {
       process.stderr.write(`ci-secrets: ${(err as Error).message}\n\n${USAGE}\n`);
       process.exit(2);
     }

@@ -7,8 +7,9 @@ import * as pulumi from "@pulumi/pulumi";
 import type * as tls from "@pulumi/tls";
 import type { AtticConfig, AwsConfig } from "../../config/schema";
 import { recordArtifact } from "../artifacts";
-import { AtticServer, type CacheOutput } from "../attic/server";
+import { AtticServer } from "../attic/server";
 import { atticSettings, renderToml } from "../attic/settings";
+import { type AwsOutputs, cacheSiteOutputs, type Outputs } from "../outputs";
 import { SiteCertificate } from "./certificate";
 import { Database } from "./database";
 import { LoadBalancer } from "./loadBalancer";
@@ -25,21 +26,8 @@ export interface AwsSiteArgs {
 }
 
 export class AwsSite extends pulumi.ComponentResource {
-  public readonly endpoint: pulumi.Output<string>;
-  public readonly bucketName: pulumi.Output<string>;
-  public readonly databaseEndpoint: pulumi.Output<string>;
-  public readonly logGroup: pulumi.Output<string>;
-  public readonly gcRunTask: Service["gcRunTask"];
-  /** The RDS names a snapshot restore needs; absent with `database.existing`. */
-  public readonly database?: Database["restoreNames"];
-  /** The ECS cluster and the api service, for `aws ecs update-service`. */
-  public readonly ecs: pulumi.Output<{ cluster: string; apiService: string }>;
-  public readonly alarmTopicArn: pulumi.Output<string>;
-  public readonly alarmEmailConfirmation?: string;
-  public readonly caches: pulumi.Output<Record<string, CacheOutput>>;
-  public readonly tokens: pulumi.Output<Record<string, string>>;
-  public readonly nixConf: pulumi.Output<string>;
-  public readonly netrc: pulumi.Output<Record<string, string>>;
+  /** This site's stack outputs (components/outputs.ts): the ECS, RDS and alarm names the runbooks use, too. */
+  public readonly outputs: Outputs<AwsOutputs>;
 
   constructor(name: string, args: AwsSiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("attic:aws:Site", name, {}, opts);
@@ -154,19 +142,20 @@ export class AwsSite extends pulumi.ComponentResource {
       child,
     );
 
-    this.endpoint = server.endpoint;
-    this.bucketName = storage.bucketName;
-    this.databaseEndpoint = pulumi.interpolate`${database.host}:${database.port}`;
-    this.logGroup = service.logGroupName;
-    this.gcRunTask = service.gcRunTask;
-    if (database.restoreNames) this.database = database.restoreNames;
-    this.ecs = pulumi.output({ cluster: service.clusterName, apiService: service.serviceName });
-    this.alarmTopicArn = monitoring.topicArn;
-    if (monitoring.emailConfirmation) this.alarmEmailConfirmation = monitoring.emailConfirmation;
-    this.caches = server.caches;
-    this.tokens = server.tokens;
-    this.nixConf = server.nixConf;
-    this.netrc = server.netrc;
-    this.registerOutputs({ endpoint: this.endpoint, bucketName: this.bucketName });
+    this.outputs = {
+      ...cacheSiteOutputs(server),
+      bucketName: storage.bucketName,
+      databaseEndpoint: pulumi.interpolate`${database.host}:${database.port}`,
+      ...(database.restoreNames ? { database: database.restoreNames } : {}),
+      // The ECS cluster and the api service, for `aws ecs update-service`.
+      ecs: pulumi.output({ cluster: service.clusterName, apiService: service.serviceName }),
+      logGroup: service.logGroupName,
+      gcRunTask: service.gcRunTask,
+      alarmTopicArn: monitoring.topicArn,
+      ...(monitoring.emailConfirmation
+        ? { alarmEmailConfirmation: pulumi.output(monitoring.emailConfirmation) }
+        : {}),
+    };
+    this.registerOutputs({ endpoint: server.endpoint, bucketName: storage.bucketName });
   }
 }

@@ -41,7 +41,9 @@ import {
   defaultPaths,
   deployScript,
   type HostPaths,
+  MODULE_REL_PATH,
   preflightScript,
+  rollbackScript,
   type ServiceSpec,
   teardownScript,
 } from "./scripts";
@@ -103,8 +105,6 @@ export interface NixosHostArgs {
   connection: NixosHostConnection;
   /** `<flake dir>#<host>` for flake hosts. Unset: /etc/nixos/configuration.nix. */
   flake?: string;
-  /** The module's file name below <config>/attic-infra/. Default atticd.nix. */
-  moduleFile?: string;
   /** The NixOS module text (lands in the world-readable store: nothing secret). */
   module: string;
   /** The environment file's content (secret; reaches the host on stdin only). */
@@ -132,12 +132,15 @@ export class NixosHost extends pulumi.ComponentResource {
   /** Completes when the host has confirmed the deploy: depend on it for anything that needs it. */
   public readonly deployed: command.local.Command;
   public readonly paths: HostPaths;
+  /** Where the live module is on the host: the path its configuration imports. */
+  public readonly modulePath: string;
 
   constructor(name: string, args: NixosHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("attic:nixos:Host", name, {}, opts);
     const shortfall = windowShortfall(args.times.windowSeconds, args.times);
     if (shortfall) throw new Error(`NixosHost ${name}: the rollback window of ${shortfall}`);
-    const paths = (this.paths = defaultPaths(args.flake, args.moduleFile));
+    const paths = (this.paths = defaultPaths(args.flake));
+    this.modulePath = `${paths.configDir}/${MODULE_REL_PATH}`;
     const c = args.connection;
     const port = c.port ?? 22;
     const user = c.user ?? "root";
@@ -150,6 +153,7 @@ export class NixosHost extends pulumi.ComponentResource {
     // The id (a hash) reveals nothing of the environment file; plain, it keeps previews readable.
     const id = pulumi.unsecret(pulumi.output(env).apply((e) => deployId(args.module, e)));
     const flake = args.flake ? { flake: args.flake } : {};
+    const rollback = id.apply((d) => rollbackScript({ paths, deployId: d, service: args.service }));
     const deploy = id.apply((d) =>
       deployScript({
         paths,
@@ -178,9 +182,10 @@ export class NixosHost extends pulumi.ComponentResource {
       timeoutSeconds: 600,
     });
     const p = args.artifactPrefix;
-    recordArtifact(`${p}/${paths.moduleFile}`, args.module);
-    recordArtifact(`${p}/${paths.moduleFile.replace(/\.nix$/, "")}.env`, env);
+    recordArtifact(`${p}/atticd.nix`, args.module);
+    recordArtifact(`${p}/atticd.env`, env);
     recordArtifact(`${p}/scripts/deploy.sh`, deploy);
+    recordArtifact(`${p}/scripts/rollback.sh`, rollback);
     recordArtifact(`${p}/scripts/confirm.sh`, confirm);
     recordArtifact(`${p}/scripts/teardown.sh`, teardown);
     recordArtifact(`${p}/scripts/driver.sh`, driver);

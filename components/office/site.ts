@@ -8,10 +8,12 @@ import * as pulumi from "@pulumi/pulumi";
 import type * as tls from "@pulumi/tls";
 import type { AtticConfig } from "../../config/attic";
 import type { OfficeConfig } from "../../config/office";
-import { atticdModule, ENVIRONMENT_FILE, removedModule, SQLITE_DATABASE } from "../../nixos/atticdModule";
+import { officeModule } from "../../nixos/office";
+import { ENVIRONMENT_FILE, environmentFile, removedModule, SQLITE_DATABASE } from "../../nixos/shared";
 import { recordArtifact } from "../artifacts";
+import { cacheSiteOutputs, type OfficeOutputs, type Outputs } from "../outputs";
 import { type AtticSettings, atticSettings, renderToml, storageSettings } from "../attic/settings";
-import { AtticServer, type CacheOutput } from "../attic/server";
+import { AtticServer } from "../attic/server";
 import { hostConnection, NixosHost } from "../nixosHost/host";
 
 export interface OfficeSiteArgs {
@@ -30,27 +32,10 @@ export function listenFacts(listen: string): { port: number; healthUrl: string }
   return { port, healthUrl: `http://${target}:${port}/` };
 }
 
-/** atticd's environment file: the token signing key and, for S3-compatible storage, its keys. */
-export function environmentFile(privateKeyPem: string, office: OfficeConfig): string {
-  const lines = [`ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from(privateKeyPem).toString("base64")}`];
-  // The config requires both keys for S3 storage (config/office.ts).
-  if (office.storage.type === "s3" && office.storage.accessKeyId && office.storage.secretAccessKey) {
-    lines.push(
-      `AWS_ACCESS_KEY_ID=${office.storage.accessKeyId}`,
-      `AWS_SECRET_ACCESS_KEY=${office.storage.secretAccessKey}`,
-    );
-  }
-  return `${lines.join("\n")}\n`;
-}
-
 export class OfficeSite extends pulumi.ComponentResource {
-  public readonly endpoint: pulumi.Output<string>;
-  public readonly modulePath: pulumi.Output<string>;
   public readonly settings: AtticSettings;
-  public readonly caches: pulumi.Output<Record<string, CacheOutput>>;
-  public readonly tokens: pulumi.Output<Record<string, string>>;
-  public readonly nixConf: pulumi.Output<string>;
-  public readonly netrc: pulumi.Output<Record<string, string>>;
+  /** This site's stack outputs (components/outputs.ts). */
+  public readonly outputs: Outputs<OfficeOutputs>;
 
   constructor(name: string, args: OfficeSiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("attic:office:Site", name, {}, opts);
@@ -64,7 +49,7 @@ export class OfficeSite extends pulumi.ComponentResource {
       listen: office.listen,
       storage: storageSettings(office.storage),
     });
-    const module = atticdModule({
+    const module = officeModule({
       settings: this.settings,
       port,
       openFirewall: office.openFirewall,
@@ -86,7 +71,7 @@ export class OfficeSite extends pulumi.ComponentResource {
         ...(office.flake ? { flake: office.flake } : {}),
         module,
         environmentFile: pulumi.secret(
-          args.signingKey.privateKeyPem.apply((pem) => environmentFile(pem, office)),
+          args.signingKey.privateKeyPem.apply((pem) => environmentFile(pem, office.storage)),
         ),
         service: {
           units: ["atticd.service"],
@@ -119,12 +104,7 @@ export class OfficeSite extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.endpoint = server.endpoint;
-    this.modulePath = pulumi.output(`${host.paths.configDir}/attic-infra/${host.paths.moduleFile}`);
-    this.caches = server.caches;
-    this.tokens = server.tokens;
-    this.nixConf = server.nixConf;
-    this.netrc = server.netrc;
-    this.registerOutputs({ endpoint: this.endpoint, modulePath: this.modulePath });
+    this.outputs = { ...cacheSiteOutputs(server), modulePath: pulumi.output(host.modulePath) };
+    this.registerOutputs({ endpoint: this.outputs.endpoint, modulePath: this.outputs.modulePath });
   }
 }

@@ -1,12 +1,13 @@
 /**
  * The VPS site's pure parts: config → atticd settings (the one server model), the generated NixOS
- * module and atticd's environment file. No resources here: site.ts wires these to the deployer.
+ * module's options (nixos/vps.ts renders it), and the certificate wait. No resources here: site.ts
+ * wires these to the deployer.
  */
 import type { AtticConfig } from "../../config/schema";
 import type { VpsConfig } from "../../config/vps";
-import { type VpsModuleOptions, vpsModule } from "../../nixos/vpsModule";
+import { type VpsModuleOptions, vpsModule } from "../../nixos/vps";
 import { type AtticSettings, atticSettings, storageSettings } from "../attic/settings";
-import { shellQuote } from "../text";
+import { readScript, shellHeader } from "../shellScript";
 
 /** atticd listens here; only the proxy on the same host reaches it. */
 export const vpsListen = (vps: VpsConfig): string => `127.0.0.1:${vps.localPort}`;
@@ -52,41 +53,25 @@ export function vpsModuleOptions(attic: AtticConfig, vps: VpsConfig, stack: stri
 export const vpsModuleText = (attic: AtticConfig, vps: VpsConfig, stack: string): string =>
   vpsModule(vpsModuleOptions(attic, vps, stack));
 
-/** atticd's environment file: the token signing key and the bucket's keys (read by the dump job too). */
-export function vpsEnvironmentFile(privateKeyPem: string, vps: VpsConfig): string {
-  const lines = [`ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from(privateKeyPem).toString("base64")}`];
-  if (vps.storage.type === "s3")
-    lines.push(
-      `AWS_ACCESS_KEY_ID=${vps.storage.accessKeyId}`,
-      `AWS_SECRET_ACCESS_KEY=${vps.storage.secretAccessKey}`,
-    );
-  return `${lines.join("\n")}\n`;
-}
-
 /**
- * Runs on the host after the deploy is confirmed: waits (bounded) until the proxy serves
- * https://<domain>/ with a certificate curl trusts, reaching the proxy on loopback so the host's
- * own DNS does not matter. On a first deploy Let's Encrypt needs the domain's A/AAAA records to
- * point at the host and port 80 open; until then there is no certificate.
+ * Runs on the host after the deploy is confirmed (certificate-wait.sh): waits (bounded) until the
+ * proxy serves https://<domain>/ with a certificate curl trusts. On a first deploy Let's Encrypt
+ * needs the domain's A/AAAA records to point at the host and port 80 open; until then there is no
+ * certificate.
  */
 export function certificateWaitScript(o: {
   domain: string;
   proxy: "caddy" | "nginx";
   waitSeconds: number;
 }): string {
-  const unit = o.proxy === "caddy" ? "caddy" : `acme-${o.domain}`;
-  return `set -eu
-# attic-infra: wait for the TLS certificate of ${o.domain}. Generated; see components/vps/module.ts.
-url=${shellQuote(`https://${o.domain}/`)}
-deadline=$(($(date +%s) + ${o.waitSeconds}))
-while :; do
-  if err=$(curl -fsS -o /dev/null --max-time 10 --resolve ${shellQuote(`${o.domain}:443:127.0.0.1`)} "$url" 2>&1); then break; fi
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "attic-infra: ${o.domain} has no valid certificate after ${o.waitSeconds} s ($err). atticd itself is deployed. Check that the A/AAAA records of ${o.domain} point at this host and that port 80 is reachable (journalctl -u ${unit}), then run pulumi up again." >&2
-    exit 1
-  fi
-  sleep 5
-done
-echo "https://${o.domain}/ answers with a valid certificate"
-`;
+  const header = shellHeader(
+    [`attic-infra: wait for the TLS certificate of ${o.domain}. Generated; see components/vps/module.ts.`],
+    {
+      url: `https://${o.domain}/`,
+      domain: o.domain,
+      wait_seconds: String(o.waitSeconds),
+      unit: o.proxy === "caddy" ? "caddy" : `acme-${o.domain}`,
+    },
+  );
+  return `${header}${readScript(__dirname, "certificate-wait.sh")}`;
 }

@@ -9,13 +9,14 @@ import * as pulumi from "@pulumi/pulumi";
 import type * as tls from "@pulumi/tls";
 import type { AtticConfig } from "../../config/schema";
 import type { VpsConfig } from "../../config/vps";
-import { ENVIRONMENT_FILE, removedModule, SQLITE_DATABASE } from "../../nixos/atticdModule";
+import { ENVIRONMENT_FILE, environmentFile, removedModule, SQLITE_DATABASE } from "../../nixos/shared";
 import { recordArtifact } from "../artifacts";
-import { AtticServer, type CacheOutput } from "../attic/server";
+import { cacheSiteOutputs, type VpsOutputs, type Outputs } from "../outputs";
+import { AtticServer } from "../attic/server";
 import { type AtticSettings, renderToml } from "../attic/settings";
 import { type DeployTimes, hostConnection, NixosHost, type ServiceSpec } from "../nixosHost/host";
-import { vpsModule } from "../../nixos/vpsModule";
-import { certificateWaitScript, vpsEnvironmentFile, vpsListen, vpsModuleOptions } from "./module";
+import { vpsModule } from "../../nixos/vps";
+import { certificateWaitScript, vpsListen, vpsModuleOptions } from "./module";
 
 export interface VpsSiteArgs {
   attic: AtticConfig;
@@ -50,13 +51,9 @@ export function vpsServiceSpec(vps: VpsConfig): ServiceSpec {
 }
 
 export class VpsSite extends pulumi.ComponentResource {
-  public readonly endpoint: pulumi.Output<string>;
-  public readonly modulePath: pulumi.Output<string>;
   public readonly settings: AtticSettings;
-  public readonly caches: pulumi.Output<Record<string, CacheOutput>>;
-  public readonly tokens: pulumi.Output<Record<string, string>>;
-  public readonly nixConf: pulumi.Output<string>;
-  public readonly netrc: pulumi.Output<Record<string, string>>;
+  /** This site's stack outputs (components/outputs.ts). */
+  public readonly outputs: Outputs<VpsOutputs>;
 
   constructor(name: string, args: VpsSiteArgs, opts?: pulumi.ComponentResourceOptions) {
     super("attic:vps:Site", name, {}, opts);
@@ -65,7 +62,9 @@ export class VpsSite extends pulumi.ComponentResource {
     const options = vpsModuleOptions(attic, vps, stack);
     this.settings = options.settings;
     const module = vpsModule(options);
-    const env = pulumi.secret(args.signingKey.privateKeyPem.apply((pem) => vpsEnvironmentFile(pem, vps)));
+    const env = pulumi.secret(
+      args.signingKey.privateKeyPem.apply((pem) => environmentFile(pem, vps.storage)),
+    );
 
     const connection = hostConnection("vps", vps, this);
     const host = new NixosHost(
@@ -124,12 +123,7 @@ export class VpsSite extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.endpoint = server.endpoint;
-    this.modulePath = pulumi.output(`${host.paths.configDir}/attic-infra/${host.paths.moduleFile}`);
-    this.caches = server.caches;
-    this.tokens = server.tokens;
-    this.nixConf = server.nixConf;
-    this.netrc = server.netrc;
-    this.registerOutputs({ endpoint: this.endpoint, modulePath: this.modulePath });
+    this.outputs = { ...cacheSiteOutputs(server), modulePath: pulumi.output(host.modulePath) };
+    this.registerOutputs({ endpoint: this.outputs.endpoint, modulePath: this.outputs.modulePath });
   }
 }

@@ -371,7 +371,6 @@ export class FakeNixosHost {
     this.binDir = path.join(root, "bin");
     this.paths = {
       configDir: path.join(root, "etc/nixos"),
-      moduleFile: "atticd.nix",
       stateDir: path.join(root, "var/lib/attic-infra"),
       profile: path.join(root, "nix/var/nix/profiles/system"),
       runDir: path.join(root, "run"),

@@ -13,11 +13,12 @@
  */
 import { atticSettings } from "../../components/attic/settings";
 import { storageSettings } from "../../components/attic/settings";
-import { environmentFile, listenFacts } from "../../components/office/site";
-import { vpsEnvironmentFile, vpsModuleText } from "../../components/vps/module";
+import { listenFacts } from "../../components/office/site";
+import { vpsModuleText } from "../../components/vps/module";
 import { vpsServiceSpec } from "../../components/vps/site";
 import { loadConfig } from "../../config/load";
-import { atticdModule } from "../../nixos/atticdModule";
+import { officeModule } from "../../nixos/office";
+import { environmentFile } from "../../nixos/shared";
 import type { FakeNixosHost } from "./fakeNixosHost";
 import { SECRET } from "./nixosDeploy";
 import { exampleConfig } from "./stacks";
@@ -40,7 +41,7 @@ function office(): NixosSite {
     const { config } = loadConfig(exampleConfig("office"));
     return { attic: config.attic!, office: config.office! };
   })();
-  const text = atticdModule({
+  const text = officeModule({
     settings: atticSettings(attic, {
       kind: "office",
       apiEndpoint: office.apiEndpoint,
@@ -58,7 +59,7 @@ function office(): NixosSite {
   return {
     name: "office",
     module: (version, marker = "") => marked(text, version, marker),
-    env: environmentFile(SECRET, office),
+    env: environmentFile(SECRET, office.storage),
     // The fake host's own spec is the office's: atticd.service, no Host header.
     adapt: () => {},
   };
@@ -76,7 +77,7 @@ function vps(): NixosSite {
   return {
     name: "vps",
     module: (version, marker = "") => marked(text, version, marker),
-    env: vpsEnvironmentFile(SECRET, vps),
+    env: environmentFile(SECRET, vps.storage),
     adapt: (host) => {
       host.allowHosts([vps.domain]);
       Object.assign(host.service, {

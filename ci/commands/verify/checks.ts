@@ -4,24 +4,23 @@
  * the endpoint does not answer or its certificate is invalid, what depends on it is skipped.
  */
 import * as tls from "node:tls";
+import type { StackOutputs } from "../../../components/outputs";
 import { checkCache } from "./caches";
 import { checkCertificate, checkClock, checkEndpoint, checkSnippet } from "./server";
 import { type Check, type Options, type SiteRun, UsageError, sitesOf } from "./site";
 import { checkTokens } from "./tokens";
 
-export async function verify(outputs: Record<string, unknown>, opts: Options): Promise<Check[]> {
+export async function verify(outputs: StackOutputs, opts: Options): Promise<Check[]> {
   const all = sitesOf(outputs);
   const names = Object.keys(all);
   if (names.length === 0)
-    throw new UsageError(
-      "the outputs have no site with an endpoint and caches (is this an attic-infra stack?)",
-    );
+    throw new UsageError("the outputs have no cache site (aws, office or vps): nothing serves a cache");
   for (const s of opts.sites ?? [])
     if (!all[s])
       throw new UsageError(`--site ${s}: the outputs have no such site (they have ${names.join(", ")})`);
 
   const trust = opts.ca ? [...tls.rootCertificates, opts.ca] : undefined;
-  const tokenKey = typeof outputs.tokenPublicKey === "string" ? outputs.tokenPublicKey : undefined;
+  const tokenKey = outputs.tokenPublicKey;
   const checks: Check[] = [];
   for (const name of opts.sites?.length ? opts.sites : names) {
     const run: SiteRun = {

@@ -16,6 +16,7 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { OutputsError, parseStackOutputs, type StackOutputs } from "../../../components/outputs";
 import { verify } from "./checks";
 import { type Check, type Options, type Status, UsageError, sitesOf } from "./site";
 
@@ -52,7 +53,8 @@ function redact(text: string, tokens: Record<string, string>): string {
   return out;
 }
 
-function readOutputs(values: { stack?: string; outputs?: string }): Record<string, unknown> {
+/** The outputs, parsed with the contract (components/outputs.ts). */
+function readOutputs(values: { stack?: string; outputs?: string }): StackOutputs {
   let text: string;
   if (values.outputs) {
     try {
@@ -74,10 +76,17 @@ function readOutputs(values: { stack?: string; outputs?: string }): Record<strin
       );
     text = r.stdout;
   }
+  let json: unknown;
   try {
-    return JSON.parse(text) as Record<string, unknown>;
+    json = JSON.parse(text);
   } catch {
     throw new UsageError(`${values.outputs ?? "pulumi stack output"} is not JSON`);
+  }
+  try {
+    return parseStackOutputs(json);
+  } catch (err) {
+    if (err instanceof OutputsError) throw new UsageError(err.message);
+    throw err;
   }
 }
 

@@ -1,8 +1,11 @@
 /**
  * What verify knows about a stack and a site while it checks them, and how a check is recorded.
- * The outputs' shape is index.ts's: per site `endpoint`, `caches` {substituter, publicKey, public,
- * priority}, `tokens` (name → JWT), `nixConf`; at the top `tokenPublicKey`.
+ * The outputs are the contract's (components/outputs.ts): per cache site `endpoint`, `caches`
+ * {substituter, publicKey, public, priority}, `tokens` (name → JWT), `nixConf`; at the top
+ * `tokenPublicKey`.
  */
+import type { CacheOutputs, CacheSiteOutputs, StackOutputs } from "../../../components/outputs";
+
 export type Status = "pass" | "fail" | "warn" | "skip";
 
 export interface Check {
@@ -12,20 +15,8 @@ export interface Check {
   detail: string;
 }
 
-export interface CacheOut {
-  substituter: string;
-  publicKey: string;
-  /** Absent in outputs from before verify existed. */
-  public?: boolean;
-  priority?: number;
-}
-
-export interface SiteOut {
-  endpoint: string;
-  caches: Record<string, CacheOut>;
-  tokens: Record<string, string>;
-  nixConf?: string;
-}
+export type CacheOut = CacheOutputs;
+export type SiteOut = CacheSiteOutputs;
 
 export interface Options {
   /** Sites to check; all when empty. */
@@ -66,19 +57,12 @@ export const DAY = 86_400;
 export const date = (epoch: number) => new Date(epoch * 1000).toISOString().replace(/\.000Z$/, "Z");
 export const dayCount = (n: number) => `${n} day${n === 1 ? "" : "s"}`;
 
-/** The site objects among the outputs: anything with an endpoint and caches. */
-export function sitesOf(outputs: Record<string, unknown>): Record<string, SiteOut> {
+/** The cache sites among the outputs, by name. */
+export function sitesOf(outputs: StackOutputs): Record<string, SiteOut> {
   const sites: Record<string, SiteOut> = {};
-  for (const [name, v] of Object.entries(outputs)) {
-    const o = v as Partial<SiteOut> | null;
-    if (
-      o &&
-      typeof o === "object" &&
-      typeof o.endpoint === "string" &&
-      o.caches &&
-      typeof o.caches === "object"
-    )
-      sites[name] = { tokens: {}, ...o } as SiteOut;
+  for (const name of ["aws", "office", "vps"] as const) {
+    const site = outputs[name];
+    if (site) sites[name] = site;
   }
   return sites;
 }

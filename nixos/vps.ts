@@ -9,8 +9,8 @@
  * services.postgresql, networking.firewall, services.openssh), NixOS 24.11 and later.
  */
 import type { AtticSettings } from "../components/attic/settings";
-import { shellQuote } from "../components/text";
-import { ENVIRONMENT_FILE, SQLITE_DATABASE } from "./atticdModule";
+import { readScript, shellHeader } from "../components/shellScript";
+import { ENVIRONMENT_FILE, SQLITE_DATABASE } from "./shared";
 import { type NixValue, nixCall, nixExpr, toNix } from "./nix";
 
 export type Proxy = "caddy" | "nginx";
@@ -53,7 +53,10 @@ export interface VpsModuleOptions {
   stack: string;
 }
 
-/** The PostgreSQL database, role and OS user: one name, so peer authentication maps them 1:1. */
+/**
+ * The PostgreSQL database, role and OS user: one name, so peer authentication maps them 1:1. The
+ * dump scripts (vps-dump.sh, vps-dump-before-upgrade.sh) name it too.
+ */
 export const VPS_DB = "atticd";
 
 /** atticd's loopback address (`listen`, e.g. 127.0.0.1:8080): what the proxy forwards to. */
@@ -125,102 +128,37 @@ export function nftablesRules(sshPort: number, sshFrom: string[]): string {
 }
 
 /**
- * The daily dump: pg_dump (custom format, as the postgres superuser) or sqlite3's online .backup,
- * written beside the older ones, then everything older than `keepDays` is deleted. With a target,
- * the dump is copied to `s3://<bucket>/<prefix>` and expired dumps there are deleted too. Names
- * carry a UTC stamp that sorts by time, so "older" is a string comparison against the cutoff stamp.
+ * The daily dump (vps-dump.sh): PostgreSQL or SQLite, kept `keepDays` days, on the host and, with a
+ * target, under the bucket prefix.
  */
 export function dumpScript(o: {
   database: "postgresql" | "sqlite";
   backup: BackupOptions;
   sqlitePath?: string;
 }): string {
-  const ext = o.database === "postgresql" ? "pgdump" : "db";
   const t = o.backup.copyTo;
-  const lines = [
-    "set -eu",
-    `dir=${shellQuote(o.backup.dir)}`,
-    `keep_days=${o.backup.keepDays}`,
-    'mkdir -p "$dir"',
-    'chmod 0700 "$dir"',
-    "stamp=$(date -u +%Y%m%dT%H%M%SZ)",
-    `name="atticd-$stamp.${ext}"`,
-    'tmp="$dir/.$name.partial"',
-    "trap 'rm -f \"$tmp\"' EXIT",
-  ];
-  if (o.database === "postgresql") {
-    lines.push(`runuser -u postgres -- pg_dump --format=custom ${VPS_DB} >"$tmp"`);
-  } else {
-    lines.push(
-      `db=${shellQuote(o.sqlitePath ?? SQLITE_DATABASE)}`,
-      'if [ ! -f "$db" ]; then',
-      '  echo "no atticd database yet; nothing to dump"',
-      "  exit 0",
-      "fi",
-      `sqlite3 "$db" ".backup '$tmp'"`,
-    );
-  }
-  lines.push(
-    'mv "$tmp" "$dir/$name"',
-    'echo "dumped to $dir/$name"',
-    'cutoff=$(date -u -d "-$keep_days days" +%Y%m%dT%H%M%SZ)',
-    "# Names of dumps (one a line on stdin) stamped before the cutoff.",
-    "expired() {",
-    `  awk -v cutoff="$cutoff" '/^atticd-[0-9]+T[0-9]+Z\\./ { s = substr($0, 8, 16); if (s < cutoff) print }'`,
-    "}",
-    `find "$dir" -maxdepth 1 -name 'atticd-*' -printf '%f\\n' | expired | while read -r old; do`,
-    '  rm -f -- "$dir/$old"',
-    '  echo "deleted $dir/$old"',
-    "done",
-  );
-  if (t) {
-    const endpoint = t.endpoint ? ` --endpoint-url ${shellQuote(t.endpoint)}` : "";
-    lines.push(
-      `dest=${shellQuote(`s3://${t.bucket}/${t.prefix}`)}`,
-      `aws s3 cp --only-show-errors${endpoint} "$dir/$name" "$dest$name"`,
-      'echo "copied to $dest$name"',
-      `aws s3 ls${endpoint} "$dest" | awk '{ print $4 }' | expired | while read -r old; do`,
-      `  aws s3 rm --only-show-errors${endpoint} "$dest$old"`,
-      '  echo "deleted $dest$old"',
-      "done",
-    );
-  }
-  lines.push("");
-  return lines.join("\n");
+  return `${shellHeader([], {
+    dir: o.backup.dir,
+    keep_days: String(o.backup.keepDays),
+    database: o.database,
+    db: o.database === "sqlite" ? (o.sqlitePath ?? SQLITE_DATABASE) : "",
+    dest: t ? `s3://${t.bucket}/${t.prefix}` : "",
+    endpoint: t?.endpoint ?? "",
+  })}${readScript(__dirname, "vps-dump.sh")}`;
 }
 
 /** Where the pre-upgrade dump records which atticd package the database was last dumped for. */
 export const DUMPED_FOR_FILE = "/var/lib/attic-infra/atticd-package-dumped";
 
 /**
- * Runs before every start of atticd (PostgreSQL only): when the atticd package differs from the one
- * the last dump was taken for, dump the database first. A new atticd runs its migrations at start
- * and has none to undo them; the deployer's rollback restores the system, not a PostgreSQL schema,
- * so this dump is the way back (docs/vps.md). Before atticd's first start there is no database yet
- * (or ensureDatabases has not run): nothing to dump.
+ * Runs before every start of atticd (PostgreSQL only; vps-dump-before-upgrade.sh): when the atticd
+ * package differs from the one the last dump was taken for, dump the database first. A new atticd
+ * runs its migrations at start and has none to undo them; the deployer's rollback restores the
+ * system, not a PostgreSQL schema, so this dump is the way back (docs/vps.md). Before atticd's first
+ * start there is no database yet (or ensureDatabases has not run): nothing to dump.
  */
 export function preUpgradeDumpScript(o: { dir: string; markerFile?: string }): string {
-  return `set -eu
-dir=${shellQuote(o.dir)}
-marker=${shellQuote(o.markerFile ?? DUMPED_FOR_FILE)}
-if [ "$(cat "$marker" 2>/dev/null || true)" = "$ATTICD_PACKAGE" ]; then
-  echo "atticd unchanged since the last pre-upgrade dump"
-  exit 0
-fi
-if [ "$(runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_database WHERE datname = '${VPS_DB}'")" != 1 ]; then
-  echo "no ${VPS_DB} database yet; nothing to dump"
-  exit 0
-fi
-mkdir -p "$dir" "$(dirname "$marker")"
-chmod 0700 "$dir"
-name="atticd-$(date -u +%Y%m%dT%H%M%SZ).before-upgrade.pgdump"
-tmp="$dir/.$name.partial"
-trap 'rm -f "$tmp"' EXIT
-runuser -u postgres -- pg_dump --format=custom ${VPS_DB} >"$tmp"
-mv "$tmp" "$dir/$name"
-printf '%s\n' "$ATTICD_PACKAGE" >"$marker"
-echo "dumped to $dir/$name before atticd $ATTICD_PACKAGE starts"
-`;
+  return `${shellHeader([], { dir: o.dir, marker: o.markerFile ?? DUMPED_FOR_FILE })}${readScript(__dirname, "vps-dump-before-upgrade.sh")}`;
 }
 
 /** The attribute set the module evaluates to (config side), before rendering. */
