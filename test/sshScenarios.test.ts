@@ -13,10 +13,10 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { FakeNixosHost } from "./support/fakeNixosHost";
-import { DeployRig, startRigSshd } from "./support/nixosDeploy";
+import { DeployRig, startRigSshd, TIMES } from "./support/nixosDeploy";
 import { TestSshd } from "./support/sshd";
 import { processesUnder } from "./support/sshKeyChecks";
-import { waitFor } from "./support/timeScale";
+import { scaled, waitFor } from "./support/timeScale";
 import { haveTool } from "./support/tools";
 
 describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh")))("the test sshd's scenarios", () => {
@@ -67,9 +67,13 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh")))("the test sshd
   it("a new scenario ends every process of the previous one's sessions, also one whose client is gone", async () => {
     sshd.scenario({});
     const mark = path.join(dir, `left-behind-${Date.now()}`);
-    const client = spawn("ssh", [...sshArgs(), `touch ${mark}.started; exec sh -c "sleep 600" ${mark}`], {
-      stdio: "ignore",
-    });
+    const client = spawn(
+      "ssh",
+      [...sshArgs(), `touch ${mark}.started; exec sh -c "sleep ${scaled(600).seconds}" ${mark}`],
+      {
+        stdio: "ignore",
+      },
+    );
     clients.push(client);
     await waitFor("the remote command to start", () => existsSync(`${mark}.started`), 10);
     client.kill("SIGKILL");
@@ -105,7 +109,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh")))(
           "-o",
           "BatchMode=yes",
           `${sshd.user}@127.0.0.1`,
-          `touch ${release}.waiting; while [ ! -e ${release} ]; do sleep 0.05; done; systemd-run --on-active=600 --unit=attic-infra-rollback true; touch ${release}.armed`,
+          `touch ${release}.waiting; while [ ! -e ${release} ]; do sleep 0.05; done; systemd-run --on-active=${TIMES.windowSeconds} --unit=attic-infra-rollback true; touch ${release}.armed`,
         ],
         { stdio: "ignore", detached: true },
       );
