@@ -23,14 +23,19 @@ let dev: SynthResult;
 let devPreview: SynthResult;
 let office: SynthResult;
 
+// One program run per hook: each hook's timeout bounds one cold start of the program.
 beforeAll(async () => {
   devPreview = await synth({ stack: "dev", config: exampleConfig("dev"), via: "engine", preview: true });
+});
+beforeAll(async () => {
   // An office block the dev stack does not deploy: the program warns about it, once.
   const config = {
     ...exampleConfig("dev"),
     "attic-infra:office": exampleConfig("office")["attic-infra:office"]!,
   };
   dev = await synth({ stack: "dev", config, via: "engine" });
+});
+beforeAll(async () => {
   // The office stack through cmd/run is synth.test.ts's command-line test; here, in process.
   office = await synth({ stack: "office", config: exampleConfig("office") });
 });
