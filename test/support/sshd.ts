@@ -5,7 +5,7 @@
  * client, as the deploy's remote.Command does: one exec request per step, stdin piped, host key
  * checked against a pinned known_hosts entry.
  *
- * Sessions get an empty HOME of the server's own: nothing of this machine's user (dotfiles) runs in them.
+ * Sessions get an empty HOME of the server's own: none of this machine's dotfiles run in them.
  *
  * Scenarios: one server serves a test file's scenarios one after the other, each with its own
  * host or switch (`scenario()`). What a session sees of its scenario (PATH, ATTIC_TEST_* variables)
