@@ -13,8 +13,8 @@
 
 export const TIME_SCALE_VARIABLE = "ATTIC_TEST_TIME_SCALE";
 
-function readScale(): number {
-  const raw = process.env[TIME_SCALE_VARIABLE];
+/** The scale a value of ATTIC_TEST_TIME_SCALE sets (unset or empty: 1). */
+export function parseTimeScale(raw: string | undefined): number {
   if (raw === undefined || raw.trim() === "") return 1;
   const scale = Number(raw);
   if (!Number.isFinite(scale) || scale <= 0)
@@ -25,7 +25,7 @@ function readScale(): number {
 }
 
 /** The factor every wait of the tests is multiplied by. */
-export const TIME_SCALE = readScale();
+export const TIME_SCALE = parseTimeScale(process.env[TIME_SCALE_VARIABLE]);
 
 /** `seconds` of waiting on this machine: `.ms` for Node and vitest, `.seconds` (whole, rounded up) for scripts. */
 export function scaled(seconds: number): { seconds: number; ms: number } {
