@@ -5,9 +5,8 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     // Every temporary directory of a test run lives in one directory that teardown removes.
     globalSetup: ["./test/support/globalSetup.ts"],
-    // Importing @pulumi/aws takes seconds; synth-based tests share one program run per file.
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
+    // testTimeout and hookTimeout: set per file on the time scale (ATTIC_TEST_TIME_SCALE raises them).
+    setupFiles: ["./test/support/timeouts.ts"],
     pool: "forks",
     // The SSH scenario files spend part of their time waiting (timers, connections): a third worker
     // overlaps that with the CPU-bound synth files (measured on 2 cores: 62 s against 65-73 s with two).

@@ -17,6 +17,7 @@ import {
 import { sshWrapperScript } from "../components/mikrotik/ssh";
 import { loadConfig } from "../config/load";
 import { exampleConfig } from "./support/stacks";
+import { scaled } from "./support/timeScale";
 
 const env = process.env;
 
@@ -33,7 +34,7 @@ describe.runIf(env.ROUTEROS_TEST_HOST)("the switch scenarios against a real Rout
     spawnSync("/bin/sh", ["-c", sshWrapperScript()], {
       input: steps,
       encoding: "utf8",
-      timeout: 300_000,
+      timeout: scaled(300).ms,
       env: {
         PATH: env.PATH,
         ...(env.TMPDIR ? { TMPDIR: env.TMPDIR } : {}),

@@ -10,6 +10,7 @@ import type { MikrotikConfig } from "../config/schema";
 import type { Item } from "./support/fakeRouteros";
 import { FakeSwitch, SFTP_SERVER } from "./support/fakeSwitch";
 import { exampleConfig } from "./support/stacks";
+import { scaled } from "./support/timeScale";
 import { haveTool } from "./support/tools";
 
 const M = "attic-infra:office";
@@ -85,6 +86,6 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
       expect(sw.files().filter((f) => !/^attic-infra-\d{8}-\d{6}\./.test(f))).toEqual([]);
     });
   },
-  // Several SSH deploys per test; a loaded CI machine makes each slow.
-  180_000,
+  // Several SSH deploys per test.
+  scaled(180).ms,
 );

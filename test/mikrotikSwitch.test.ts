@@ -7,7 +7,7 @@
  * mikrotikScripts.test.ts, on the same stand-in in process.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { bundle, checkScript, switchModel } from "../components/mikrotik/routeros";
@@ -20,10 +20,10 @@ import {
   agentsUnder,
   keyLine,
   killOnceAgentRuns,
-  pause,
   processesUnder,
   watchSecrets,
 } from "./support/sshKeyChecks";
+import { scaled, waitFor } from "./support/timeScale";
 import { haveTool } from "./support/tools";
 
 const M = "attic-infra:office";
@@ -193,9 +193,9 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
 
     it("the private key goes to a private ssh-agent: never on a command line, never in a file", () => {
       const key = keyLine(path.join(sw.sshd.dir, "client_key"));
-      const tmp = mkdtempSync(path.join(sw.dir, "tmp-"));
+      const tmp = sw.scratch("tmp-");
       // The holder's check: version gate, agent, upload, import — every use of the key.
-      const { result: r, log } = watchSecrets([key], tmp, sw.dir, () =>
+      const { result: r, log } = watchSecrets([key], tmp, sw.scratch("watch-"), () =>
         sw.run(bundle([{ name: "check", script: checkScript(M) }]), { TMPDIR: tmp }),
       );
       expect(r.status, r.stderr).toBe(0);
@@ -206,7 +206,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
 
     for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
       it(`a transport killed with ${signal} leaves no ssh-agent and no temporary files behind`, async () => {
-        const tmp = mkdtempSync(path.join(sw.dir, "tmp-"));
+        const tmp = sw.scratch("tmp-");
         const child = spawn("/bin/sh", ["-c", sshWrapperScript()], {
           env: sw.env({ TMPDIR: tmp }),
           stdio: ["pipe", "ignore", "ignore"],
@@ -220,10 +220,15 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
     }
 
     it("a transport killed with SIGKILL while its connection is open leaves no SSH connection, agent or file behind", async () => {
-      const tmp = mkdtempSync(path.join(sw.dir, "tmp-"));
-      // An upload that takes its time: the transport is killed while it holds its connection open.
-      const slow = mkdtempSync(path.join(sw.dir, "slow-"));
-      writeFileSync(path.join(slow, "scp"), '#!/bin/sh\nsleep 3\nexec /usr/bin/scp "$@"\n', { mode: 0o755 });
+      const tmp = sw.scratch("tmp-");
+      // An upload that waits (until its deadline; the test never releases it): the transport is
+      // killed while it holds its connection open.
+      const slow = sw.scratch("slow-");
+      writeFileSync(
+        path.join(slow, "scp"),
+        `#!/bin/sh\nend=$(($(date +%s) + ${scaled(60).seconds}))\nwhile [ "$(date +%s)" -lt "$end" ]; do sleep 0.05; done\nexec /usr/bin/scp "$@"\n`,
+        { mode: 0o755 },
+      );
       const child = spawn("/bin/sh", ["-c", sshWrapperScript()], {
         env: sw.env({ TMPDIR: tmp, PATH: `${slow}:${process.env.PATH}` }),
         stdio: ["pipe", "ignore", "pipe"],
@@ -233,17 +238,23 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
       child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
       let exited = false;
       child.on("exit", () => (exited = true));
+      const upload = () => {
+        if (exited) throw new Error(`the transport exited before its upload: ${stderr}`);
+        return uploading();
+      };
       child.stdin.end(bundle([{ name: "check", script: checkScript(M) }]));
       const masters = () => processesUnder(tmp).filter((l) => l.startsWith("ssh ") && l.includes(" -M "));
       const uploading = () => processesUnder(slow).length > 0;
       try {
         // Connected, agent loaded, and now in the (slow) upload: the moment a kill is most costly.
-        for (let i = 0; i < 400 && !uploading() && !exited; i++) await pause(25);
-        expect(uploading(), `the transport never reached its upload: ${stderr}`).toBe(true);
+        await waitFor("the transport to reach its upload", upload, 10);
         expect(masters(), stderr).toHaveLength(1);
         child.kill("SIGKILL");
-        for (let i = 0; i < 120 && (masters().length > 0 || readdirSync(tmp).length > 0); i++)
-          await pause(25);
+        await waitFor(
+          "the killed transport's connection master and work directory to be gone",
+          () => masters().length === 0 && readdirSync(tmp).length === 0,
+          5,
+        );
         expect(masters()).toEqual([]);
         expect(agentsUnder(tmp)).toEqual([]);
         expect(readdirSync(tmp)).toEqual([]);
@@ -257,6 +268,6 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool(SFTP
       }
     });
   },
-  // Several SSH deploys per test; a loaded CI machine makes each slow.
-  180_000,
+  // Several SSH deploys per test.
+  scaled(180).ms,
 );

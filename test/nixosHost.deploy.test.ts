@@ -17,7 +17,18 @@ import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { preflightScript, teardownScript } from "../components/nixosHost/scripts";
 import { FakeNixosHost } from "./support/fakeNixosHost";
-import { AT_V1, AT_V2, atticdModule, DeployRig, ENV, RigSshd, SECRET } from "./support/nixosDeploy";
+import {
+  AT_V1,
+  AT_V2,
+  atticdModule,
+  DeployRig,
+  ENV,
+  SECRET,
+  startRigSshd,
+  TIMES,
+} from "./support/nixosDeploy";
+import type { TestSshd } from "./support/sshd";
+import { scaled } from "./support/timeScale";
 import { keyLine, killOnceAgentRuns, watchSecrets } from "./support/sshKeyChecks";
 import { haveTool } from "./support/tools";
 
@@ -27,9 +38,9 @@ const V2 = atticdModule(2);
 describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("curl") && haveTool("sqlite3")))(
   "NixOS host deploy over SSH",
   () => {
-    let sshd: RigSshd;
+    let sshd: TestSshd;
     beforeAll(async () => {
-      sshd = await RigSshd.start();
+      sshd = await startRigSshd();
     });
     afterAll(() => sshd.stop());
     let rig: DeployRig;
@@ -46,13 +57,15 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
 
     it("a first deploy activates with `test`, confirms over a second connection, then makes that exact system the boot default and the module live", () => {
       const r = deployOk(V1);
-      expect(r.stdout).toContain("armed: unless confirmed within 600 s");
+      expect(r.stdout).toContain(`armed: unless confirmed within ${TIMES.windowSeconds} s`);
       expect(r.stdout).toMatch(
         /confirmed deploy [0-9a-f]{32}: .* is the boot default and the module is live/,
       );
       expect(rig.host.state()).toMatchObject(AT_V1);
       const calls = rig.host.calls();
-      const armed = calls.findIndex((c) => c.includes("--on-active=600 --unit=attic-infra-rollback"));
+      const armed = calls.findIndex((c) =>
+        c.includes(`--on-active=${TIMES.windowSeconds} --unit=attic-infra-rollback`),
+      );
       const activated = calls.findIndex((c) => /^switch-to-configuration \S+ test$/.test(c));
       const system = calls[activated]!.split(" ")[1]!;
       expect(armed).toBeGreaterThan(
@@ -145,7 +158,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
           paths: rig.host.paths,
           removedModule: "{ ... }: { } # removed\n",
           environmentFile: rig.host.service.environmentFile,
-          timeoutSeconds: 60,
+          timeoutSeconds: scaled(60).seconds,
         }),
       );
       expect(r.status, r.stderr).toBe(0);

@@ -10,7 +10,7 @@
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { AT_V1, AT_V2, sharedSshdRigs } from "./support/nixosDeploy";
+import { AT_V1, AT_V2, sharedSshdRigs, TIMES } from "./support/nixosDeploy";
 import { site, sites } from "./support/nixosSites";
 import { haveTool } from "./support/tools";
 
@@ -56,7 +56,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
         const r = t.rig.deploy(s.module(2, "atticd-answers-503"));
         expect(r.status).toBe(1);
         expect(r.stderr).toContain(
-          `attic-infra: ${t.rig.host.service.healthUrl} did not answer within 1 s of the activation`,
+          `attic-infra: ${t.rig.host.service.healthUrl} did not answer within ${TIMES.healthSeconds} s of the activation`,
         );
         expect(r.stderr).toContain("the host was rolled back");
         expect(t.rig.host.state()).toMatchObject(AT_V1);
@@ -77,7 +77,7 @@ describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("cur
         expect(r.status).toBe(1);
         expect(r.stderr).toContain("over a new SSH connection to confirm deploy");
         expect(r.stderr).toContain(
-          "It rolls back by itself within 600 s; run pulumi up again once the host answers.",
+          `It rolls back by itself within ${TIMES.windowSeconds} s; run pulumi up again once the host answers.`,
         );
         expect(t.rig.host.state()).toMatchObject({
           running: "v2",

@@ -15,15 +15,10 @@ import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AT_V1, AT_V2, type DeployRig, sharedSshdRigs } from "./support/nixosDeploy";
 import { type NixosSite, site, sites } from "./support/nixosSites";
+import { waitFor } from "./support/timeScale";
 import { haveTool } from "./support/tools";
 
-async function until(what: string, cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for: ${what}`);
-}
+const until = (what: string, condition: () => boolean) => waitFor(what, condition, 20);
 
 describe.skipIf(!(haveTool("/usr/sbin/sshd") && haveTool("ssh") && haveTool("curl") && haveTool("sqlite3")))(
   "NixOS host deploy, interrupted",

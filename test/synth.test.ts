@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { exampleBlocks, exampleConfig, ROOT, synthExample, toConfigMap, toYaml } from "./support/stacks";
 import { type SynthResult, synth } from "../ci/commands/synth/harness";
 import { leaks } from "./support/leaks";
+import { scaled } from "./support/timeScale";
 import { makeMocks } from "../ci/commands/synth/mocks";
 import { checkOutDir, OUT_MARKER } from "../ci/commands/synth/outDir";
 import { readStackFile } from "../ci/commands/synth/stackFile";
@@ -203,41 +204,48 @@ describe("npm run synth (the command line)", () => {
       },
     );
 
-  it("--preview writes what a first `pulumi preview` knows, into an empty directory, through cmd/run", () => {
-    const out = mkdtempSync(path.join(tmpdir(), "synth-"));
-    const run = cli(["--stack", "office", "--preview", "--out", out]);
-    // Only warnings (a token near its expiry date, depending on today) may appear, each once.
-    const warnings = run.stderr.split("\n").filter((l) => l);
-    expect(warnings.filter((l) => !l.startsWith("warning: "))).toEqual([]);
-    expect(new Set(warnings).size).toBe(warnings.length);
-    expect(run.stderr).not.toContain("[runtime]");
-    expect(run.status).toBe(0);
-    expect(readdirSync(out).sort()).toEqual([
-      OUT_MARKER,
-      "files",
-      "outputs.json",
-      "resources.json",
-      "unknown-files.txt",
-    ]);
-    const read = (f: string) => readFileSync(path.join(out, f), "utf8");
-    const resources = JSON.parse(read("resources.json")) as SynthResult["resources"];
-    expect(resources[0]?.urn).toBe("urn:pulumi:office::attic-infra::pulumi:pulumi:Stack::attic-infra-office");
-    expect(resources.map((r) => r.urn)).toEqual(expect.arrayContaining(office.resources.map((r) => r.urn)));
-    // Every file of a full synth is written, or listed as unknown until deploy.
-    const unknown = read("unknown-files.txt")
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => /^files\/(.+): unknown until deploy$/.exec(l)![1]!);
-    const written = Object.fromEntries(
-      (readdirSync(path.join(out, "files"), { recursive: true }) as string[])
-        .filter((f) => statSync(path.join(out, "files", f)).isFile())
-        .map((f) => [f, read(path.join("files", f))]),
-    );
-    expect(unknown.length).toBeGreaterThan(0);
-    expect([...Object.keys(written), ...unknown].sort()).toEqual(Object.keys(office.files).sort());
-    for (const [f, content] of Object.entries(written)) expect(content, f).toBe(office.files[f]);
-    expect(leaks({ resources, outputs: JSON.parse(read("outputs.json")), files: written })).toEqual([]);
-  });
+  it(
+    "--preview writes what a first `pulumi preview` knows, into an empty directory, through cmd/run",
+    () => {
+      const out = mkdtempSync(path.join(tmpdir(), "synth-"));
+      const run = cli(["--stack", "office", "--preview", "--out", out]);
+      // Only warnings (a token near its expiry date, depending on today) may appear, each once.
+      const warnings = run.stderr.split("\n").filter((l) => l);
+      expect(warnings.filter((l) => !l.startsWith("warning: "))).toEqual([]);
+      expect(new Set(warnings).size).toBe(warnings.length);
+      expect(run.stderr).not.toContain("[runtime]");
+      expect(run.status).toBe(0);
+      expect(readdirSync(out).sort()).toEqual([
+        OUT_MARKER,
+        "files",
+        "outputs.json",
+        "resources.json",
+        "unknown-files.txt",
+      ]);
+      const read = (f: string) => readFileSync(path.join(out, f), "utf8");
+      const resources = JSON.parse(read("resources.json")) as SynthResult["resources"];
+      expect(resources[0]?.urn).toBe(
+        "urn:pulumi:office::attic-infra::pulumi:pulumi:Stack::attic-infra-office",
+      );
+      expect(resources.map((r) => r.urn)).toEqual(expect.arrayContaining(office.resources.map((r) => r.urn)));
+      // Every file of a full synth is written, or listed as unknown until deploy.
+      const unknown = read("unknown-files.txt")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => /^files\/(.+): unknown until deploy$/.exec(l)![1]!);
+      const written = Object.fromEntries(
+        (readdirSync(path.join(out, "files"), { recursive: true }) as string[])
+          .filter((f) => statSync(path.join(out, "files", f)).isFile())
+          .map((f) => [f, read(path.join("files", f))]),
+      );
+      expect(unknown.length).toBeGreaterThan(0);
+      expect([...Object.keys(written), ...unknown].sort()).toEqual(Object.keys(office.files).sort());
+      for (const [f, content] of Object.entries(written)) expect(content, f).toBe(office.files[f]);
+      expect(leaks({ resources, outputs: JSON.parse(read("outputs.json")), files: written })).toEqual([]);
+      // A cold start of the program (tsx, ts-node, the SDKs): a hook's bound, not a test's.
+    },
+    scaled(120).ms,
+  );
 
   describe("--out never deletes what synth did not write", () => {
     const refused = (out: string, cwd = ROOT) => {

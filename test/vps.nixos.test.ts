@@ -10,7 +10,8 @@
  * (atticd's settings, the socket URL, no password, the proxy's TLS and upload limits, the firewall
  * rules for both backends). Not proven (no nixpkgs here): that caddy/nginx/postgresql/acme/firewall
  * accept these option names and values (checked by hand against nixpkgs' module sources, see the
- * header of nixos/vps.ts), that Caddy/NGINX parse the text we hand them, and that the system
+ * header of nixos/vps.ts; that Caddy and NGINX read the proxy text, wrapped as nixpkgs wraps
+ * it, is test/vps.proxy.test.ts), and that the system
  * builds.
  */
 import { execFileSync } from "node:child_process";

@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:cry
 import * as pulumi from "@pulumi/pulumi";
 // @ts-expect-error: no type declarations; a dependency of @pulumi/pulumi.
 import requireFromString from "require-from-string";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   type CacheProviderInputs,
   type CacheProviderOutputs,
@@ -15,6 +15,7 @@ import {
 } from "../../components/attic/cacheProvider";
 import { FakeAtticd } from "../support/fakeAtticd";
 import { freePort } from "../support/sshd";
+import { scaled, waitFor } from "../support/timeScale";
 import { FIXTURE_SIGNING_KEY_PEM } from "../../ci/commands/synth/mocks";
 
 const PUBLIC_KEY = createPublicKey(createPrivateKey(FIXTURE_SIGNING_KEY_PEM))
@@ -44,7 +45,7 @@ function inputs(endpoint: string, overrides: Partial<CacheProviderInputs> = {}):
     retentionSeconds: 7_776_000,
     destroyOnDelete: false,
     signingKeyPem: FIXTURE_SIGNING_KEY_PEM,
-    waitSeconds: 5,
+    waitSeconds: scaled(5).seconds,
     retryIntervalSeconds: 0.1,
     ...overrides,
   };
@@ -119,8 +120,14 @@ describe("creating a cache", () => {
     const port = await freePort();
     const server = new FakeAtticd(PUBLIC_KEY);
     servers.push(server);
+    const fetches = vi.spyOn(globalThis, "fetch");
     const creating = createCache(inputs(`http://127.0.0.1:${port}/`));
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor(
+      "a first attempt to be refused",
+      () => fetches.mock.settledResults.some((r) => r.type === "rejected"),
+      5,
+    );
+    fetches.mockRestore();
     await server.listen(port);
     await creating;
     expect(server.caches.has("n3x")).toBe(true);
@@ -129,6 +136,7 @@ describe("creating a cache", () => {
   it("gives up after waitSeconds, saying what the server last answered", async () => {
     const { server, endpoint } = await started();
     server.unavailableFor = 1000;
+    // A deadline meant to run out: the shortest one there is.
     await expect(createCache(inputs(endpoint, { waitSeconds: 1 }))).rejects.toThrow(
       `attic cache n3x: the server at ${endpoint} did not come up within 1 s; it last answered 503`,
     );

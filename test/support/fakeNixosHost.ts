@@ -17,7 +17,8 @@
  *   /run/nixos/switch-to-configuration.lock with a non-blocking flock and fail if it is held,
  *   point /run/current-system at the system and (re)start atticd; boot and switch set the boot
  *   loader default (/boot/default here). It uses absolute paths, as store programs do.
- *   The file `hold-activation` keeps an activation inside the lock (a slow activation).
+ *   The file `hold-activation` keeps an activation inside the lock (a slow activation), up to a
+ *   deadline (the time scale's 120 s; then the activation fails).
  * - `nixos-rebuild build|switch [-I nixos-config=F | --flake D#h]`: builds a toplevel from the
  *   configuration's attic-infra/atticd.nix into ./result (a git flake ignores untracked files);
  *   `fail-build` makes the build fail; `fail-boot` makes `switch-to-configuration boot` fail (the
@@ -33,6 +34,8 @@
  *   one of them, exactly, gets 400 "Bad Host", health check included.
  * - reboot(): kills running units, drops transient units and /run, boots /boot/default and
  *   starts its atticd.
+ * - close() (the end of a scenario): every process of the host — units, SSH sessions and scripts
+ *   working on it — is killed and its directory removed, so nothing of it runs into the next one.
  * Real tools do the rest (sh, coreutils, flock, sqlite3, curl, git).
  *
  * What it does not prove: a real NixOS evaluation, build or activation (no nixpkgs here), systemd's
@@ -46,11 +49,14 @@ import {
   mkdtempSync,
   readFileSync,
   readlinkSync,
+  rmSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { HostPaths, ServiceSpec } from "../../components/nixosHost/scripts";
+import { endProcessesWhose } from "./processes";
+import { scaled, waitFor } from "./timeScale";
 
 const SW_TOOLS = [
   "basename",
@@ -261,6 +267,16 @@ while [ "$i" -le "$version" ]; do
 done
 if [ -e "$system/answers-503" ]; then echo broken; else echo ok; fi > ${root}/run/atticd.running
 `,
+    // While the test holds a step (the file exists), up to a deadline: a hold never released fails
+    // the step instead of keeping a unit running for ever.
+    "lib/held": `#!/bin/sh
+PATH=/usr/bin:/bin
+deadline=$(($(date +%s) + ${scaled(120).seconds}))
+while [ -e "${root}/$1" ]; do
+  [ "$(date +%s)" -lt "$deadline" ] || { echo "fake host: $1 was never released" >&2; exit 1; }
+  sleep 0.05
+done
+`,
     "lib/make-system": `#!/bin/sh
 set -eu
 PATH=/usr/bin:/bin
@@ -290,7 +306,7 @@ case "\\$1" in
   boot)
     if [ -e ${root}/fail-boot ]; then echo "Failed to install bootloader" >&2; exit 1; fi
     touch ${root}/run/installing-bootloader
-    while [ -e ${root}/hold-boot ]; do sleep 0.05; done
+    ${root}/lib/held hold-boot || exit 1
     rm -f ${root}/run/installing-bootloader
     ln -sfn "$top" ${root}/boot/default
     exit 0
@@ -302,7 +318,7 @@ mkdir -p ${root}/run/nixos
 exec 8> ${root}/run/nixos/switch-to-configuration.lock
 flock -n 8 || { echo "Could not acquire lock" >&2; exit 1; }
 touch ${root}/run/nixos/activating
-while [ -e ${root}/hold-activation ]; do sleep 0.05; done
+${root}/lib/held hold-activation || exit 1
 if [ "\\$1" = switch ]; then ln -sfn "$top" ${root}/boot/default; fi
 ln -sfn "$top" ${root}/run/current-system
 rm -f ${root}/run/nixos/activating
@@ -429,7 +445,16 @@ export class FakeNixosHost {
     this.service.healthUrl = `http://127.0.0.1:${port}/${path.basename(this.root)}/`;
   }
 
-  close(): void {}
+  /**
+   * The host is gone: every process that belongs to it is killed — its units, and the SSH sessions
+   * and scripts working on it (they all carry its root in their environment: PATH or the unit's
+   * own) — and its directory is removed.
+   */
+  close(): void {
+    const root = this.root;
+    endProcessesWhose((environment) => environment.some((entry) => entry.includes(`${root}/`)));
+    rmSync(root, { recursive: true, force: true });
+  }
 
   /** atticd's `allowed-hosts`: from now on its endpoint answers only requests with one of these Hosts. */
   allowHosts(hosts: string[]): void {
@@ -464,7 +489,7 @@ export class FakeNixosHost {
             "sqlite3",
             [
               "-cmd",
-              ".timeout 5000",
+              `.timeout ${scaled(5).ms}`,
               db,
               "SELECT group_concat(version) FROM (SELECT version FROM seaql_migrations ORDER BY version)",
             ],
@@ -525,7 +550,7 @@ export class FakeNixosHost {
 
   async waitForUnit(unit: string): Promise<{ status: number; log: string }> {
     const status = path.join(this.root, "units", `${unit}.status`);
-    for (let i = 0; i < 1200 && !existsSync(status); i++) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(`unit ${unit} to finish`, () => existsSync(status), 60);
     return {
       status: Number(readFileSync(status, "utf8")),
       log: readFileSync(path.join(this.root, "units", `${unit}.log`), "utf8"),

@@ -253,22 +253,25 @@ export function saveState(dir: string, s: RouterState): void {
 
 /**
  * The ForceCommand: SFTP goes to sftp-server in the file store, for users with the `ftp` policy
- * (RouterOS refuses the subsystem otherwise); every exec request to this program. A test can make
- * it refuse a second session on one connection, as an SSH server without multiplexing would.
+ * (RouterOS refuses the subsystem otherwise); every exec request to this program. The switch's
+ * state directory is the session's ATTIC_TEST_SWITCH (bound per scenario when the session
+ * authenticates: TestSshd.scenario). A test can make it refuse a second session on one connection,
+ * as an SSH server without multiplexing would.
  */
-export const SFTP_GATE = (dir: string, sftpServer: string, program: string) => `#!/bin/sh
+export const SFTP_GATE = (sftpServer: string, program: string) => `#!/bin/sh
+dir=\${ATTIC_TEST_SWITCH:?this session has no switch: TestSshd.scenario binds ATTIC_TEST_SWITCH}
 # With the file one-session-per-connection: a second session on a connection is refused.
-if [ -e "${dir}/one-session-per-connection" ]; then
+if [ -e "$dir/one-session-per-connection" ]; then
   connection=$(echo "$SSH_CONNECTION" | cut -d ' ' -f 2)
-  if grep -q -x -F "$connection" "${dir}/connections" 2>/dev/null; then exit 255; fi
-  echo "$connection" >> "${dir}/connections"
+  if grep -q -x -F "$connection" "$dir/connections" 2>/dev/null; then exit 255; fi
+  echo "$connection" >> "$dir/connections"
 fi
 case "$SSH_ORIGINAL_COMMAND" in
   ${sftpServer})
-    grep -q -x -F "$USER" "${dir}/sftp-users" || exit 1
-    exec ${sftpServer} -d "${filesDir(dir)}" ;;
+    grep -q -x -F "$USER" "$dir/sftp-users" || exit 1
+    exec ${sftpServer} -d "${filesDir("$dir")}" ;;
 esac
-export FAKE_ROUTEROS_STATE="${dir}"
+export FAKE_ROUTEROS_STATE="$dir"
 exec ${program}
 `;
 /** The configuration as a test compares it: items with their properties, settings. */

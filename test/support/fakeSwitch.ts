@@ -7,7 +7,7 @@
  * Both start from the same switch and read the stand-in's state the same way.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import ts from "typescript";
@@ -35,7 +35,9 @@ import {
   saveState,
   SFTP_GATE,
 } from "./fakeRouteros";
+import { endProcessesWhose } from "./processes";
 import { type RunResult, TestSshd } from "./sshd";
+import { scaled } from "./timeScale";
 
 export const SFTP_SERVER = "/usr/lib/openssh/sftp-server";
 
@@ -49,7 +51,8 @@ export const deploySteps = (model: SwitchModel): Step[] => [
 abstract class SwitchState {
   constructor(
     readonly dir: string,
-    readonly stateDir: string,
+    /** The switch's state (state.json) and file store (files/). */
+    public stateDir: string,
     readonly user: string,
   ) {}
 
@@ -92,18 +95,18 @@ abstract class SwitchState {
 }
 
 export class FakeSwitch extends SwitchState {
+  /** The current scenario's directory: the switch's state, and the test's scratch directories. */
+  private scenarioDir = "";
+
   private constructor(
     dir: string,
-    stateDir: string,
     readonly sshd: TestSshd,
   ) {
-    super(dir, stateDir, sshd.user);
+    super(dir, "", sshd.user);
   }
 
   static async start(): Promise<FakeSwitch> {
     const dir = mkdtempSync(path.join(tmpdir(), "fake-routeros-"));
-    const stateDir = path.join(dir, "switch");
-    mkdirSync(stateDir);
     // Compiled once to plain JavaScript: every exec request starts it anew, and stripping types on
     // each start costs more than the request itself.
     const program = path.join(dir, "fakeRouteros.mjs");
@@ -117,7 +120,7 @@ export class FakeSwitch extends SwitchState {
     const gate = path.join(dir, "routeros-shell");
     writeFileSync(
       gate,
-      SFTP_GATE(stateDir, SFTP_SERVER, `env NODE_COMPILE_CACHE=${dir}/cache ${process.execPath} ${program}`),
+      SFTP_GATE(SFTP_SERVER, `env NODE_COMPILE_CACHE=${dir}/cache ${process.execPath} ${program}`),
       { mode: 0o755 },
     );
     // Each deploy opens two connections; the default post-quantum key exchange costs ~150 ms each.
@@ -126,9 +129,32 @@ export class FakeSwitch extends SwitchState {
       sftpServer: SFTP_SERVER,
       kexAlgorithms: "curve25519-sha256",
     });
-    const sw = new FakeSwitch(dir, stateDir, sshd);
+    const sw = new FakeSwitch(dir, sshd);
     sw.reset();
     return sw;
+  }
+
+  /**
+   * A new scenario on a switch of its own: the previous one ends — its SSH sessions and every local
+   * process working in its directory (a killed transport's connection master, agent, upload) are
+   * killed, the directory removed — and sessions from now on reach the new switch only.
+   */
+  override reset(options: Parameters<SwitchState["reset"]>[0] = {}): void {
+    const previous = this.scenarioDir;
+    // Short: the transport puts Unix sockets (at most 108 bytes of path) in a scratch directory here.
+    this.scenarioDir = mkdtempSync(path.join(this.dir, "s-"));
+    this.stateDir = path.join(this.scenarioDir, "switch");
+    this.sshd.scenario({ env: { ATTIC_TEST_SWITCH: this.stateDir } });
+    if (previous) {
+      endProcessesWhose((environment) => environment.some((entry) => entry.includes(`${previous}/`)));
+      rmSync(previous, { recursive: true, force: true });
+    }
+    super.reset(options);
+  }
+
+  /** A new directory for the current scenario (removed with it). */
+  scratch(prefix: string): string {
+    return mkdtempSync(path.join(this.scenarioDir, prefix));
   }
 
   /** The transport with `steps` on stdin, as the Pulumi resources run it. */
@@ -137,7 +163,7 @@ export class FakeSwitch extends SwitchState {
       input: steps,
       encoding: "utf8",
       env: this.env(env),
-      timeout: 60_000,
+      timeout: scaled(60).ms,
     });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
@@ -166,8 +192,12 @@ export class FakeSwitch extends SwitchState {
     return this.run(bundle([{ name: "teardown", script: teardownScript(model) }]));
   }
 
+  /** The end of the file's scenarios: the last one ends as reset() ends one, and the sshd stops. */
   stop(): void {
     this.sshd.stop();
+    const last = this.scenarioDir;
+    endProcessesWhose((environment) => environment.some((entry) => entry.includes(`${last}/`)));
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

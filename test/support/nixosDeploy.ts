@@ -6,7 +6,7 @@
  * triggers). The teardown is the holder's delete, one SSH session.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { driverScript } from "../../components/nixosHost/driver";
@@ -22,15 +22,19 @@ import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
 import { FakeNixosHost, type HostState } from "./fakeNixosHost";
 import type { NixosSite } from "./nixosSites";
 import { type RunResult, TestSshd } from "./sshd";
+import { scaled } from "./timeScale";
 
 export const SECRET = "SYNTHSECRET-nixos-signing-key-0f1e2d3c";
 export const ENV = `ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64=${Buffer.from(SECRET).toString("base64")}\n`;
-/** The window is long: the tests fire the timer themselves instead of waiting for it. */
+/**
+ * The deploy's budget on the fake host, on the time scale. The window is long: the fake's timers
+ * never elapse by themselves (the tests fire them), and it must outlast any scenario.
+ */
 export const TIMES: DeployTimes = {
-  buildSeconds: 60,
-  activationSeconds: 20,
-  healthSeconds: 1,
-  windowSeconds: 600,
+  buildSeconds: scaled(60).seconds,
+  activationSeconds: scaled(20).seconds,
+  healthSeconds: scaled(1).seconds,
+  windowSeconds: scaled(600).seconds,
 };
 
 /** A module for atticd `version` (the fake applies migrations m1..m<version>), with fake markers. */
@@ -56,48 +60,24 @@ export const AT_V2: Partial<HostState> = {
   db: "m1,m2",
 };
 
-/**
- * One sshd for a test file's rigs: its sessions' PATH starts with a link that each rig points at
- * its fake host's stand-ins (starting an sshd per scenario costs its keys and start-up).
- */
-export class RigSshd {
-  private constructor(
-    readonly sshd: TestSshd,
-    private readonly link: string,
-  ) {}
-
-  static async start(): Promise<RigSshd> {
-    const link = path.join(mkdtempSync(path.join(tmpdir(), "rig-sshd-")), "host-bin");
-    // The deploy's own ssh does not choose a key exchange: offer only the cheap one.
-    const sshd = await TestSshd.start({ binDir: link, kexAlgorithms: "curve25519-sha256" });
-    return new RigSshd(sshd, link);
-  }
-
-  /** From now on, sessions run `host`'s stand-ins. */
-  serve(host: FakeNixosHost): TestSshd {
-    rmSync(this.link, { force: true });
-    symlinkSync(host.binDir, this.link);
-    return this.sshd;
-  }
-
-  stop(): void {
-    this.sshd.stop();
-  }
-}
-
 export interface RigOptions {
   /** `<dir>#<host>`: the host is a flake host. */
   flake?: string;
   /** The environment file every deploy sends (default ENV). */
   env?: string;
-  /** A file's shared sshd (default: the rig starts and stops its own). */
-  sshd?: RigSshd;
+  /**
+   * A test file's shared sshd (default: the rig starts and stops its own). The rig makes its host
+   * the sshd's scenario (TestSshd.scenario): sessions of earlier rigs never reach it.
+   */
+  sshd?: TestSshd;
 }
 
 export class DeployRig {
   readonly env: string;
   /** The driver's TMPDIR: its work directory (agent socket, known_hosts) goes in here. */
   readonly tmp = mkdtempSync(path.join(tmpdir(), "driver-tmp-"));
+  /** Drivers started in the background, each the leader of its process group. */
+  private readonly background: ChildProcess[] = [];
 
   private constructor(
     readonly host: FakeNixosHost,
@@ -111,15 +91,27 @@ export class DeployRig {
 
   static async start(host: FakeNixosHost, options: RigOptions = {}): Promise<DeployRig> {
     const shared = options.sshd;
-    const sshd = shared
-      ? shared.serve(host)
-      : await TestSshd.start({ binDir: host.binDir, kexAlgorithms: "curve25519-sha256" });
+    if (shared) shared.scenario({ binDir: host.binDir });
+    const sshd = shared ?? (await startRigSshd(host.binDir));
     return new DeployRig(host, sshd, !shared, options.flake, options.env);
   }
 
+  /**
+   * The end of the scenario: nothing it started keeps running — its background drivers (with
+   * their ssh and agent), its SSH sessions, its host's units — and its directories are removed.
+   */
   stop(): void {
+    for (const child of this.background) {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
     if (this.ownSshd) this.sshd.stop();
+    else this.sshd.scenario({});
     this.host.close();
+    rmSync(this.tmp, { recursive: true, force: true });
   }
 
   options(module: string, env = this.env): DeployOptions {
@@ -163,7 +155,7 @@ export class DeployRig {
       env: this.commandEnv(options.path),
       input: options.env ?? this.env,
       encoding: "utf8",
-      timeout: 120_000,
+      timeout: scaled(120).ms,
     });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
@@ -176,6 +168,7 @@ export class DeployRig {
       detached: true,
     });
     child.stdin!.end(this.env);
+    this.background.push(child);
     return child;
   }
 
@@ -210,13 +203,22 @@ export class DeployRig {
 }
 
 /**
+ * An sshd for rigs (one per test file: starting one per scenario costs its keys and start-up);
+ * `binDir`: the first scenario's stand-ins.
+ */
+export function startRigSshd(binDir?: string): Promise<TestSshd> {
+  // The deploy's own ssh does not choose a key exchange: offer only the cheap one.
+  return TestSshd.start({ ...(binDir ? { binDir } : {}), kexAlgorithms: "curve25519-sha256" });
+}
+
+/**
  * For a test file: one sshd (started before its tests, stopped after them), and `useRig(site)`,
  * which gives each test of the calling describe a new fake host adapted to `site` on that sshd.
  */
 export function sharedSshdRigs(): (site: NixosSite) => { rig: DeployRig } {
-  let sshd: RigSshd;
+  let sshd: TestSshd;
   beforeAll(async () => {
-    sshd = await RigSshd.start();
+    sshd = await startRigSshd();
   });
   afterAll(() => sshd.stop());
   return (site) => {

@@ -8,8 +8,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-
-export const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { waitFor } from "./timeScale";
 
 /** One line of an OpenSSH private key file: text that only the key contains. */
 export function keyLine(keyFile: string): string {
@@ -58,8 +57,8 @@ export function watchSecrets<T>(
 
 /**
  * Once `child`'s agent (socket under `tmp`) runs, sends `signal` to the child's process alone, as
- * Pulumi or a shell would. Resolves with how it ended and the agents still running a moment later
- * (the cleanup, or after SIGKILL the watchdog, may take up to a second or two).
+ * Pulumi or a shell would. Resolves with how it ended and the agents still running once they had
+ * time to go (the cleanup, or after SIGKILL the watchdog, which looks once a second).
  */
 export async function killOnceAgentRuns(
   child: ChildProcess,
@@ -69,10 +68,10 @@ export async function killOnceAgentRuns(
   const exited = new Promise<number | NodeJS.Signals | null>((r) =>
     child.on("exit", (code, sig) => r(code ?? sig)),
   );
-  for (let i = 0; i < 400 && agentsUnder(tmp).length === 0; i++) await pause(25);
-  if (agentsUnder(tmp).length !== 1) throw new Error(`no ssh-agent with its socket in ${tmp} started`);
+  await waitFor(`an ssh-agent with its socket in ${tmp} to start`, () => agentsUnder(tmp).length > 0, 10);
+  if (agentsUnder(tmp).length !== 1) throw new Error(`more than one ssh-agent with its socket in ${tmp}`);
   child.kill(signal);
   const exit = await exited;
-  for (let i = 0; i < 200 && agentsUnder(tmp).length > 0; i++) await pause(25);
+  await waitFor(`the ssh-agent in ${tmp} to be gone`, () => agentsUnder(tmp).length === 0, 5);
   return { exit, agents: agentsUnder(tmp) };
 }
