@@ -5,6 +5,7 @@
  * (or a hand edit) that would make a bucket public, a database reachable, or a secret plain.
  */
 import type { ResourceValidationArgs, ResourceValidationPolicy, ReportViolation } from "@pulumi/policy";
+import { MIN_BACKUP_RETENTION_DAYS } from "./minimums";
 
 type Props = Record<string, any>;
 
@@ -97,13 +98,15 @@ export const deliverableAlarms = rule(
 
 export const databaseSafety = rule(
   "rds-private-protected-backed-up",
-  "The metadata database is not publicly accessible, has deletion protection and at least 7 days of backups.",
+  `The metadata database is not publicly accessible, has deletion protection and at least ${MIN_BACKUP_RETENTION_DAYS} days of backups.`,
   (type, p, report) => {
     if (type !== "aws:rds/instance:Instance") return;
     if (p.publiclyAccessible !== false) report("publiclyAccessible must be false");
     if (p.deletionProtection !== true) report("deletionProtection must be true");
-    if (!(typeof p.backupRetentionPeriod === "number" && p.backupRetentionPeriod >= 7)) {
-      report(`backupRetentionPeriod ${p.backupRetentionPeriod} is below 7 days`);
+    if (!(
+      typeof p.backupRetentionPeriod === "number" && p.backupRetentionPeriod >= MIN_BACKUP_RETENTION_DAYS
+    )) {
+      report(`backupRetentionPeriod ${p.backupRetentionPeriod} is below ${MIN_BACKUP_RETENTION_DAYS} days`);
     }
   },
 );

@@ -21,6 +21,7 @@ import {
 } from "../policy/policies";
 import { type SynthResource, type SynthResult, synth } from "../ci/commands/synth/harness";
 import { readStackFile } from "../ci/commands/synth/stackFile";
+import { MIN_BACKUP_RETENTION_DAYS } from "../policy/minimums";
 import { ROOT, synthExample } from "./support/stacks";
 
 type Policy = (typeof policies)[number];
@@ -193,6 +194,18 @@ describe("a copy breaking one rule fails that rule", () => {
       "deletionProtection must be true",
       "backupRetentionPeriod 1 is below 7 days",
     ]);
+  });
+
+  it("one day short of the backup minimum config shares with the pack fails; the minimum itself passes", () => {
+    const days = (n: number) =>
+      violations(
+        mutate(dev, "aws:rds/instance:Instance", (i) => (i.backupRetentionPeriod = n)),
+        databaseSafety,
+      );
+    expect(days(MIN_BACKUP_RETENTION_DAYS - 1)).toEqual([
+      `rds-private-protected-backed-up: aws-database-postgres: backupRetentionPeriod ${MIN_BACKUP_RETENTION_DAYS - 1} is below ${MIN_BACKUP_RETENTION_DAYS} days`,
+    ]);
+    expect(days(MIN_BACKUP_RETENTION_DAYS)).toEqual([]);
   });
 
   it("the database port open to the internet", () => {
