@@ -84,10 +84,24 @@ export const encryptionAtRest = rule(
 /** The AWS-managed SNS key, by alias or alias ARN: its key policy cannot grant CloudWatch. */
 const AWS_MANAGED_SNS_KEY = /^(alias\/aws\/sns|arn:aws[a-z-]*:kms:[^:]+:\d+:alias\/aws\/sns)$/;
 
+/** Whether a topic policy lets CloudWatch alarms publish (an Allow of sns:Publish to cloudwatch.amazonaws.com). */
+function grantsCloudWatchPublish(policy: unknown): boolean {
+  return (asArray(parseJson(policy)?.Statement) as Props[]).some(
+    (st) =>
+      st.Effect === "Allow" &&
+      asArray(st.Principal?.Service).includes("cloudwatch.amazonaws.com") &&
+      asArray(st.Action).some((a) => a === "sns:Publish" || a === "sns:*" || a === "*"),
+  );
+}
+
 export const deliverableAlarms = rule(
   "alarm-topic-deliverable",
-  "SNS topics are not encrypted with the AWS-managed key alias/aws/sns, which CloudWatch alarms cannot publish to.",
+  "SNS topics are not encrypted with the AWS-managed key alias/aws/sns, which CloudWatch alarms cannot publish to, and a topic policy (which replaces the default one) still lets CloudWatch publish.",
   (type, p, report) => {
+    if (type === "aws:sns/topicPolicy:TopicPolicy" && !grantsCloudWatchPublish(p.policy))
+      report(
+        "the topic policy replaces the topic's default policy and does not allow cloudwatch.amazonaws.com sns:Publish: every CloudWatch alarm on the topic would stop delivering",
+      );
     if (type !== "aws:sns/topic:Topic" || typeof p.kmsMasterKeyId !== "string") return;
     if (AWS_MANAGED_SNS_KEY.test(p.kmsMasterKeyId))
       report(

@@ -180,6 +180,20 @@ describe("a copy breaking one rule fails that rule", () => {
     ).toEqual([]);
   });
 
+  it("a topic policy that lets EventBridge publish but no longer CloudWatch (it replaces the default policy)", () => {
+    expectFails(
+      mutate(dev, "aws:sns/topicPolicy:TopicPolicy", (i) => {
+        const doc = JSON.parse(i.policy);
+        doc.Statement = doc.Statement.filter(
+          (st: { Principal: { Service: string } }) => st.Principal.Service !== "cloudwatch.amazonaws.com",
+        );
+        i.policy = JSON.stringify(doc);
+      }),
+      deliverableAlarms,
+      /does not allow cloudwatch\.amazonaws\.com sns:Publish: every CloudWatch alarm on the topic would stop delivering/,
+    );
+  });
+
   it("a public, unprotected database with one day of backups", () => {
     const found = violations(
       mutate(dev, "aws:rds/instance:Instance", (i) => {

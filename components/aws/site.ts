@@ -127,6 +127,10 @@ export class AwsSite extends pulumi.ComponentResource {
         targetGroupArnSuffix: lb.targetGroupArnSuffix,
         ...(database.instanceIdentifier ? { databaseInstanceId: database.instanceIdentifier } : {}),
         bucketName: storage.bucketName,
+        clusterArn: service.clusterArn,
+        gcFamily: service.gcFamily,
+        ...(service.gcSchedule ? { gcScheduleGroup: service.gcSchedule.group } : {}),
+        serviceArns: service.serviceArns,
       },
       child,
     );
@@ -151,6 +155,7 @@ export class AwsSite extends pulumi.ComponentResource {
       ecs: pulumi.output({ cluster: service.clusterName, apiService: service.serviceName }),
       logGroup: service.logGroupName,
       gcRunTask: service.gcRunTask,
+      ...(service.gcSchedule ? { gcSchedule: service.gcSchedule } : {}),
       alarmTopicArn: monitoring.topicArn,
       ...(monitoring.emailConfirmation
         ? { alarmEmailConfirmation: pulumi.output(monitoring.emailConfirmation) }
