@@ -7,6 +7,7 @@
 import * as tls from "node:tls";
 import type { StackOutputs } from "../../../components/outputs";
 import { checkAlarmTopic } from "./alarms";
+import { checkPullTokens } from "./pullTokens";
 import { checkCache } from "./caches";
 import { checkCertificate, checkClock, checkEndpoint, checkSnippet } from "./server";
 import { type Check, type Options, type SiteRun, UsageError, sitesOf } from "./site";
@@ -45,6 +46,7 @@ export async function verify(outputs: StackOutputs, opts: Options): Promise<Chec
 
 async function checkSite(run: SiteRun): Promise<void> {
   checkTokens(run);
+  checkPullTokens(run);
   checkSnippet(run);
   const https = new URL(run.site.endpoint).protocol === "https:";
   const skipRest = (why: string, checks: string[]) => {
