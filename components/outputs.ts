@@ -69,6 +69,12 @@ export const awsOutputsSchema = z.object({
   ecs: z.object({
     cluster: z.string().describe("The ECS cluster name."),
     apiService: z.string().describe("The api-server ECS service name."),
+    gcService: z
+      .string()
+      .optional()
+      .describe(
+        "With `gc: service`: the always-on garbage-collector ECS service name (a restore scales it to 0).",
+      ),
   }),
   logGroup: z.string().describe("The CloudWatch log group of every task."),
   gcRunTask: z.object({

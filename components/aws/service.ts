@@ -124,6 +124,8 @@ export class Service extends pulumi.ComponentResource {
   public readonly gcFamily: pulumi.Output<string>;
   /** The ECS services whose failed deployments page someone: the api service, and the GC service with `gc: service`. */
   public readonly serviceArns: pulumi.Output<string>[];
+  /** The always-on GC service's name, with `gc: service`. */
+  public readonly gcServiceName?: pulumi.Output<string>;
 
   constructor(name: string, args: ServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("attic:aws:Service", name, {}, opts);
@@ -395,6 +397,7 @@ export class Service extends pulumi.ComponentResource {
         { ...child, dependsOn: [this.apiService] },
       );
       this.serviceArns.push(gcService.arn);
+      this.gcServiceName = gcService.name;
     } else {
       const rate = rateExpression(attic.garbageCollection.interval);
       if (rate) {

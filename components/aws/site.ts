@@ -152,7 +152,11 @@ export class AwsSite extends pulumi.ComponentResource {
       databaseEndpoint: pulumi.interpolate`${database.host}:${database.port}`,
       ...(database.restoreNames ? { database: database.restoreNames } : {}),
       // The ECS cluster and the api service, for `aws ecs update-service`.
-      ecs: pulumi.output({ cluster: service.clusterName, apiService: service.serviceName }),
+      ecs: pulumi.output({
+        cluster: service.clusterName,
+        apiService: service.serviceName,
+        ...(service.gcServiceName ? { gcService: service.gcServiceName } : {}),
+      }),
       logGroup: service.logGroupName,
       gcRunTask: service.gcRunTask,
       ...(service.gcSchedule ? { gcSchedule: service.gcSchedule } : {}),
