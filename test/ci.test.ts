@@ -489,9 +489,10 @@ describe("workflows and templates", () => {
       "deploy-office",
     ]);
     for (const j of Object.values(deploy.jobs) as any[]) {
-      expect(j.steps.find((s: { uses?: string }) => s.uses?.startsWith("pulumi/actions@")).with.command).toBe(
-        "up",
-      );
+      const up = j.steps.find((s: { uses?: string }) => s.uses?.startsWith("pulumi/actions@")).with;
+      expect(up.command).toBe("up");
+      // Refreshed first: what changed outside Pulumi (a subscription SNS deleted) is put back.
+      expect(up.refresh).toBe(true);
     }
   });
 
@@ -562,6 +563,13 @@ describe("workflows and templates", () => {
       // OIDC for the AWS role; the office runner needs no cloud credentials.
       "up-dev": { ...read, "id-token": "write" },
       "up-office": read,
+    });
+    expect(permissions(".github/workflows/nightly.yml")).toEqual({
+      workflow: {},
+      dev: { ...read, "id-token": "write" },
+      office: read,
+      vps: read,
+      "vps-skipped": {},
     });
     expect(permissions(".github/workflows/pull-request.yml")).toEqual({
       workflow: {},

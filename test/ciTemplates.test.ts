@@ -293,6 +293,9 @@ describe("the evaluators the rules rest on (test/support/ciReach.ts)", () => {
     ).toBe(true);
     expect(githubExpression("github.event_name == 'PUSH' && !(github.ref == 'x')", ctx)).toBe(true);
     expect(githubExpression("github.event_name == 'pull_request' || github.head_ref", ctx)).toBe("");
+    // Different types compare as numbers: an unset variable (null) equals ''.
+    expect(githubExpression("vars.UNSET == ''", { ...ctx, vars: {} })).toBe(true);
+    expect(githubExpression("vars.UNSET != ''", { ...ctx, vars: {} })).toBe(false);
     expect(() => githubExpression("nope.x == 1", ctx)).toThrow(/unknown context nope/);
     expect(() => githubExpression("fromJSON('1')", ctx)).toThrow(/unknown function fromJSON/);
   });

@@ -8,7 +8,8 @@
  * single quotes, numbers, true, false, null), context paths, `!`, `==`, `!=`, `&&`, `||`,
  * parentheses, and the functions format, startsWith, endsWith, contains and the status checks
  * (success, always, failure, cancelled), which count as true: a step they guard can run. String
- * comparison ignores case, as GitHub's does. A job or step `if:` without `${{ }}` is an expression.
+ * comparison ignores case, and values of different types compare as numbers (null and '' are 0),
+ * as GitHub's do. A job or step `if:` without `${{ }}` is an expression.
  *
  * GitLab rules (docs "Specify when jobs run with rules"): `$VAR` (unset: null), "…" or '…' strings,
  * `==`, `!=`, `=~`/`!~` with /regex/, `&&`, `||`, parentheses, `null`. The first rule whose `if`
@@ -74,6 +75,24 @@ function tokenize(src: string, ops: string[]): Token[] {
 
 const truthy = (v: Value) => v !== null && v !== false && v !== 0 && v !== "" && v !== undefined;
 const lower = (v: Value) => (typeof v === "string" ? v.toLowerCase() : v);
+/** GitHub's coercion when the two sides of == differ in type: both to numbers (null 0, '' 0). */
+const toNumber = (v: Value): number =>
+  v === null
+    ? 0
+    : typeof v === "boolean"
+      ? Number(v)
+      : typeof v === "number"
+        ? v
+        : typeof v === "string"
+          ? v.trim() === ""
+            ? 0
+            : Number(v)
+          : NaN;
+function looseEqual(a: Value, b: Value): boolean {
+  if (typeof a === "string" && typeof b === "string") return a.toLowerCase() === b.toLowerCase();
+  if (typeof a === typeof b && (a === null) === (b === null)) return a === b;
+  return toNumber(a) === toNumber(b);
+}
 
 export type GithubContext = Record<string, Value>;
 
@@ -151,7 +170,7 @@ export function githubExpression(expr: string, context: GithubContext): Value {
     while (peek()?.text === "==" || peek()?.text === "!=") {
       const op = take().text;
       const r = primary();
-      const same = lower(v) === lower(r);
+      const same = looseEqual(v, r);
       v = op === "==" ? same : !same;
     }
     return v;
