@@ -330,7 +330,9 @@ describe("ECS", () => {
       }),
     });
     for (const c of [migrate!, attic!])
-      expect(c.image).toBe("ghcr.io/zhaofengli/attic:b7c905657cb81b8ec9c26b0d9f53aa2e4f231810");
+      expect(c.image).toBe(
+        "ghcr.io/zhaofengli/attic@sha256:18574aba70fc89d2b695273fbe2e7b2f8ad7e8e786b4cc535124fbe14bada1d0",
+      );
   });
 
   it("PGPASSWORD comes from the database secret; no password anywhere in the task definition or TOML", () => {
