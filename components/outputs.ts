@@ -40,6 +40,11 @@ function cacheSiteShape(describe: { endpoint: string; nixConf: string }) {
     endpoint: z.url().describe(describe.endpoint),
     caches: named("cache", cacheOutputSchema).describe("The caches (`attic-infra:attic.caches`)."),
     tokens: named("token", z.string().regex(JWT, "not a JWT")).describe("The minted token (secret)."),
+    pullTokens: named("token", z.string().regex(JWT, "not a JWT"))
+      .optional()
+      .describe(
+        "The token narrowed to pull (secret): the same caches and expiry, subject `<subject>-pull`, no other permission. For jobs that must never push, such as pull requests (`npm run ci-secrets` sets it as `ATTIC_PULL_TOKEN`). A token without pull has none. Absent in the outputs of a stack last deployed before it existed.",
+      ),
     nixConf: z.string().describe(describe.nixConf),
     netrc: named("token", z.string()).describe("A netrc line with the token (secret)."),
   };
@@ -64,6 +69,12 @@ export const awsOutputsSchema = z.object({
   ecs: z.object({
     cluster: z.string().describe("The ECS cluster name."),
     apiService: z.string().describe("The api-server ECS service name."),
+    gcService: z
+      .string()
+      .optional()
+      .describe(
+        "With `gc: service`: the always-on garbage-collector ECS service name (a restore scales it to 0).",
+      ),
   }),
   logGroup: z.string().describe("The CloudWatch log group of every task."),
   gcRunTask: z.object({
@@ -73,7 +84,20 @@ export const awsOutputsSchema = z.object({
     securityGroups: z.array(z.string()).describe("Security groups for the task."),
     assignPublicIp: z.boolean().describe("Whether the task needs a public IP (`network.egress: public-ip`)."),
   }),
-  alarmTopicArn: z.string().describe("The SNS topic the alarms publish to."),
+  gcSchedule: z
+    .object({
+      name: z.string().describe("The EventBridge Scheduler schedule that starts garbage collection."),
+      group: z.string().describe("Its schedule group (the stack's own)."),
+    })
+    .optional()
+    .describe(
+      "With `gc: scheduled` and a GC interval: the schedule a restore pauses (docs/runbooks.md). Absent otherwise, and in the outputs of a stack last deployed before it existed.",
+    ),
+  alarmTopicArn: z
+    .string()
+    .describe(
+      "The SNS topic the alarms and the AWS events (failed GC task, failed deployment) publish to. `npm run verify` fails unless it has a confirmed subscription.",
+    ),
   alarmEmailConfirmation: z
     .string()
     .optional()
@@ -137,7 +161,10 @@ export type VpsOutputs = z.infer<typeof vpsOutputsSchema>;
 export type MikrotikOutputs = z.infer<typeof mikrotikOutputsSchema>;
 export type StackOutputs = z.infer<typeof stackOutputsSchema>;
 /** What every cache site exports. */
-export type CacheSiteOutputs = Pick<OfficeOutputs, "endpoint" | "caches" | "tokens" | "nixConf" | "netrc">;
+export type CacheSiteOutputs = Pick<
+  OfficeOutputs,
+  "endpoint" | "caches" | "tokens" | "pullTokens" | "nixConf" | "netrc"
+>;
 
 /** A site's outputs as its component holds them: each field a pulumi.Output (optional ones may be absent). */
 export type Outputs<T> = { [K in keyof T]: pulumi.Output<Exclude<T[K], undefined>> };
@@ -151,6 +178,7 @@ export function cacheSiteOutputs(server: AtticServer): Outputs<CacheSiteOutputs>
     endpoint: server.endpoint,
     caches: server.caches,
     tokens: server.tokens,
+    pullTokens: server.pullTokens,
     nixConf: server.nixConf,
     netrc: server.netrc,
   };

@@ -1,5 +1,6 @@
 /** attic-infra:aws — atticd on ECS Fargate behind an ALB, S3 chunks, RDS metadata. */
 import { z } from "zod";
+import { MIN_BACKUP_RETENTION_DAYS } from "../policy/minimums";
 import rdsPostgresql from "./rds-postgresql.json";
 import {
   arn,
@@ -180,7 +181,16 @@ export const dedicatedDatabase = z
     storageGb: int("a storage size in GiB", 20, 65536).default(20),
     maxStorageGb: int("a storage size in GiB", 20, 65536).default(100),
     multiAz: z.boolean({ error: (i) => `${show(i.input)} is not true or false` }).default(false),
-    backupRetentionDays: int("a number of backup days", 1, 35).default(7),
+    /** At least the policy pack's floor: a point-in-time restore reaches back this many days. */
+    backupRetentionDays: z
+      .number({ error: (i) => `${show(i.input)} is not a number (expected a number of backup days)` })
+      .int({ error: (i) => `${show(i.input)} is not a whole number (expected a number of backup days)` })
+      .min(MIN_BACKUP_RETENTION_DAYS, {
+        error: (i) =>
+          `${show(i.input)} is below ${MIN_BACKUP_RETENTION_DAYS}, the fewest days of backups the policy pack accepts (policy/minimums.ts); use ${MIN_BACKUP_RETENTION_DAYS}-35`,
+      })
+      .max(35, { error: (i) => `${show(i.input)} is above 35, the most days of backups RDS keeps` })
+      .default(MIN_BACKUP_RETENTION_DAYS),
     performanceInsights: z.boolean({ error: (i) => `${show(i.input)} is not true or false` }).default(true),
   })
   .superRefine((d, ctx) => {
@@ -194,13 +204,24 @@ export const dedicatedDatabase = z
       });
   });
 
+/** A complete Secrets Manager secret ARN: the name, then `-` and the six random characters AWS appends. */
+export const FULL_SECRET_ARN =
+  /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
+
 export const existingDatabase = z.strictObject({
   host: hostOrIp,
   port: int("a TCP port", 1, 65535).default(5432),
   name: nonEmpty("a database name"),
   user: nonEmpty("a database user"),
-  /** Secrets Manager secret holding the password. */
-  passwordSecretArn: arn("secretsmanager"),
+  /**
+   * Secrets Manager secret holding the password: its full ARN, with the 6-character suffix Secrets
+   * Manager appends. ECS `secrets.valueFrom` wants the full ARN, and the execution role is granted
+   * exactly this ARN: a partial one passes `pulumi up` and the task then cannot start.
+   */
+  passwordSecretArn: arn("secretsmanager").refine((s) => FULL_SECRET_ARN.test(s), {
+    error: (i) =>
+      `${show(i.input)} is not a full secret ARN: it must end in -<6 characters> (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf); ECS needs the full ARN. Look it up: aws secretsmanager describe-secret --secret-id <name> --query ARN`,
+  }),
   /** When the secret is JSON (as RDS-managed secrets are), the key that holds the password. */
   passwordSecretJsonKey: z
     .string()

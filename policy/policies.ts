@@ -5,6 +5,7 @@
  * (or a hand edit) that would make a bucket public, a database reachable, or a secret plain.
  */
 import type { ResourceValidationArgs, ResourceValidationPolicy, ReportViolation } from "@pulumi/policy";
+import { MIN_BACKUP_RETENTION_DAYS } from "./minimums";
 
 type Props = Record<string, any>;
 
@@ -83,10 +84,24 @@ export const encryptionAtRest = rule(
 /** The AWS-managed SNS key, by alias or alias ARN: its key policy cannot grant CloudWatch. */
 const AWS_MANAGED_SNS_KEY = /^(alias\/aws\/sns|arn:aws[a-z-]*:kms:[^:]+:\d+:alias\/aws\/sns)$/;
 
+/** Whether a topic policy lets CloudWatch alarms publish (an Allow of sns:Publish to cloudwatch.amazonaws.com). */
+function grantsCloudWatchPublish(policy: unknown): boolean {
+  return (asArray(parseJson(policy)?.Statement) as Props[]).some(
+    (st) =>
+      st.Effect === "Allow" &&
+      asArray(st.Principal?.Service).includes("cloudwatch.amazonaws.com") &&
+      asArray(st.Action).some((a) => a === "sns:Publish" || a === "sns:*" || a === "*"),
+  );
+}
+
 export const deliverableAlarms = rule(
   "alarm-topic-deliverable",
-  "SNS topics are not encrypted with the AWS-managed key alias/aws/sns, which CloudWatch alarms cannot publish to.",
+  "SNS topics are not encrypted with the AWS-managed key alias/aws/sns, which CloudWatch alarms cannot publish to, and a topic policy (which replaces the default one) still lets CloudWatch publish.",
   (type, p, report) => {
+    if (type === "aws:sns/topicPolicy:TopicPolicy" && !grantsCloudWatchPublish(p.policy))
+      report(
+        "the topic policy replaces the topic's default policy and does not allow cloudwatch.amazonaws.com sns:Publish: every CloudWatch alarm on the topic would stop delivering",
+      );
     if (type !== "aws:sns/topic:Topic" || typeof p.kmsMasterKeyId !== "string") return;
     if (AWS_MANAGED_SNS_KEY.test(p.kmsMasterKeyId))
       report(
@@ -97,13 +112,15 @@ export const deliverableAlarms = rule(
 
 export const databaseSafety = rule(
   "rds-private-protected-backed-up",
-  "The metadata database is not publicly accessible, has deletion protection and at least 7 days of backups.",
+  `The metadata database is not publicly accessible, has deletion protection and at least ${MIN_BACKUP_RETENTION_DAYS} days of backups.`,
   (type, p, report) => {
     if (type !== "aws:rds/instance:Instance") return;
     if (p.publiclyAccessible !== false) report("publiclyAccessible must be false");
     if (p.deletionProtection !== true) report("deletionProtection must be true");
-    if (!(typeof p.backupRetentionPeriod === "number" && p.backupRetentionPeriod >= 7)) {
-      report(`backupRetentionPeriod ${p.backupRetentionPeriod} is below 7 days`);
+    if (!(
+      typeof p.backupRetentionPeriod === "number" && p.backupRetentionPeriod >= MIN_BACKUP_RETENTION_DAYS
+    )) {
+      report(`backupRetentionPeriod ${p.backupRetentionPeriod} is below ${MIN_BACKUP_RETENTION_DAYS} days`);
     }
   },
 );

@@ -178,6 +178,20 @@ describe("the chunk bucket", () => {
     expect(bucket().inputs.forceDestroy).toBe(false);
   });
 
+  it("keeps what makes it private, encrypted, versioned and TLS-only when it is retained", () => {
+    const onBucket = dev.resources.filter((e) => e.custom && e.name === "aws-storage-chunks");
+    expect(onBucket.map((e) => e.type).sort()).toEqual([
+      "aws:s3/bucket:Bucket",
+      "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+      "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+      "aws:s3/bucketPolicy:BucketPolicy",
+      "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+      "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+      "aws:s3/bucketVersioning:BucketVersioning",
+    ]);
+    for (const e of onBucket) expect(e.options.retainOnDelete, e.type).toBe(true);
+  });
+
   it("is never public: all four public access blocks, owner-enforced, no ACLs", () => {
     expect(onChunks("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")).toMatchObject({
       blockPublicAcls: true,
@@ -245,6 +259,11 @@ describe("the chunk bucket", () => {
 describe("the database", () => {
   const rds = () => one(dev, "aws:rds/instance:Instance");
 
+  it("its password secret is retained with it: the retained instance and its snapshots still need it", () => {
+    for (const type of ["aws:secretsmanager/secret:Secret", "aws:secretsmanager/secretVersion:SecretVersion"])
+      expect(one(dev, type, "aws-database-password").options.retainOnDelete, type).toBe(true);
+  });
+
   it("is protected, retained on delete, deletion-protected, with a deterministic final snapshot", () => {
     expect(rds().options).toMatchObject({ protect: true, retainOnDelete: true });
     expect(rds().inputs).toMatchObject({
@@ -311,7 +330,9 @@ describe("ECS", () => {
       }),
     });
     for (const c of [migrate!, attic!])
-      expect(c.image).toBe("ghcr.io/zhaofengli/attic:b7c905657cb81b8ec9c26b0d9f53aa2e4f231810");
+      expect(c.image).toBe(
+        "ghcr.io/zhaofengli/attic@sha256:18574aba70fc89d2b695273fbe2e7b2f8ad7e8e786b4cc535124fbe14bada1d0",
+      );
   });
 
   it("PGPASSWORD comes from the database secret; no password anywhere in the task definition or TOML", () => {
@@ -406,6 +427,20 @@ describe("ECS", () => {
     expect(schedule.target.ecsParameters).toMatchObject({ taskCount: 1, launchType: "FARGATE" });
   });
 
+  it("the GC schedule sits in a group of its own, is explicitly enabled, and retries a failed start", () => {
+    const schedule = one(dev, "aws:scheduler/schedule:Schedule").inputs as Record<string, any>;
+    const group = one(dev, "aws:scheduler/scheduleGroup:ScheduleGroup", "aws-ecs-gc-group");
+    expect(schedule.groupName).toMatch(/^aws-ecs-gc-group-[0-9a-f]{7}$/);
+    expect(group.inputs).toEqual({});
+    // A schedule disabled by hand (a restore pauses GC) is then drift, undone by `up --refresh`.
+    expect(schedule.state).toBe("ENABLED");
+    expect(schedule.target.retryPolicy).toEqual({ maximumRetryAttempts: 2, maximumEventAgeInSeconds: 3600 });
+    expect((dev.outputs.aws as Record<string, any>).gcSchedule).toEqual({
+      name: expect.stringMatching(/^aws-ecs-gc-/),
+      group: schedule.groupName,
+    });
+  });
+
   it("rate expressions follow the GC interval", () => {
     expect(rateExpression("1 day")).toBe("rate(1 day)");
     expect(rateExpression("36h")).toBe("rate(36 hours)");
@@ -449,9 +484,16 @@ describe("IAM", () => {
     ]);
   });
 
-  it("the GC scheduler may run only the GC task, in this cluster, and pass only the two task roles", () => {
+  it("the GC scheduler may run only the GC task (any revision of its family), in this cluster, and pass only the two task roles", () => {
     const [run, pass] = policyOf(dev, "aws-ecs-gc-scheduler").Statement;
-    expect(run).toMatchObject({ Action: ["ecs:RunTask"], Resource: [expect.stringMatching(/aws-ecs-gc/)] });
+    const family = one(dev, "aws:ecs/taskDefinition:TaskDefinition", "aws-ecs-gc").inputs.family;
+    expect(family).toBe("attic-infra-dev-gc");
+    // Every revision: the schedule never points at a revision its role cannot run, even while a
+    // deploy has updated one and not yet the other.
+    expect(run).toMatchObject({
+      Action: ["ecs:RunTask"],
+      Resource: [`arn:aws:ecs:us-east-1:123456789012:task-definition/${family}:*`],
+    });
     expect(run!.Condition).toEqual({ ArnEquals: { "ecs:cluster": expect.stringMatching(/^arn:aws:ecs:/) } });
     expect(pass).toMatchObject({
       Action: ["iam:PassRole"],
@@ -513,15 +555,17 @@ describe("load balancer, TLS and DNS", () => {
 });
 
 describe("monitoring", () => {
-  it("has the six alarms on one topic, with an email subscription", () => {
+  it("has the eight alarms on one topic, with an email subscription", () => {
     const alarms = all(dev, "aws:cloudwatch/metricAlarm:MetricAlarm");
     expect(alarms.map((a) => a.name).sort()).toEqual([
       "aws-monitoring-alb-unhealthy-targets",
       "aws-monitoring-api-no-running-task",
       "aws-monitoring-bucket-size",
+      "aws-monitoring-gc-invocation-dropped",
       "aws-monitoring-http-5xx",
       "aws-monitoring-rds-cpu",
       "aws-monitoring-rds-free-storage",
+      "aws-monitoring-rds-freeable-memory",
     ]);
     const topic = fakeAwsId("aws:sns/topic:Topic", "aws-monitoring-alarms");
     for (const a of alarms) expect(JSON.stringify(a.inputs.alarmActions)).toContain(topic);
@@ -548,6 +592,105 @@ describe("monitoring", () => {
     });
     expect(a("bucket-size")).toMatchObject({ threshold: 500 * 1024 ** 3 });
     expect(all(dev, "aws:cloudwatch/dashboard:Dashboard")).toHaveLength(1);
+  });
+
+  it("RDS FreeableMemory below 100 MiB for 15 minutes (a db.t4g.micro has 1 GiB)", () => {
+    expect(
+      one(dev, "aws:cloudwatch/metricAlarm:MetricAlarm", "aws-monitoring-rds-freeable-memory").inputs,
+    ).toMatchObject({
+      namespace: "AWS/RDS",
+      metricName: "FreeableMemory",
+      dimensions: { DBInstanceIdentifier: expect.stringMatching(/^aws-database-postgres-/) },
+      statistic: "Minimum",
+      period: 300,
+      evaluationPeriods: 3,
+      comparisonOperator: "LessThanThreshold",
+      threshold: 100 * 1024 ** 2,
+    });
+  });
+
+  it("a GC run the scheduler could not start, retries included, is an alarm on the stack's own schedule group", () => {
+    const group = (one(dev, "aws:scheduler/schedule:Schedule").inputs as Record<string, any>).groupName;
+    expect(
+      one(dev, "aws:cloudwatch/metricAlarm:MetricAlarm", "aws-monitoring-gc-invocation-dropped").inputs,
+    ).toMatchObject({
+      namespace: "AWS/Scheduler",
+      metricName: "InvocationDroppedCount",
+      dimensions: { ScheduleGroup: group },
+      statistic: "Sum",
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+      threshold: 1,
+      treatMissingData: "notBreaching",
+    });
+  });
+
+  const rule = (id: string) =>
+    JSON.parse(
+      one(dev, "aws:cloudwatch/eventRule:EventRule", `aws-monitoring-${id}`).inputs.eventPattern as string,
+    );
+
+  it("a failed GC task (non-zero exit or never started) is an AWS event routed to the alarm topic", () => {
+    const cluster = fakeAwsId("aws:ecs/cluster:Cluster", "aws-ecs-cluster");
+    expect(rule("gc-task-failed")).toEqual({
+      source: ["aws.ecs"],
+      "detail-type": ["ECS Task State Change"],
+      detail: {
+        clusterArn: [`arn:aws:ecs:us-east-1:123456789012:cluster/${cluster}`],
+        lastStatus: ["STOPPED"],
+        taskDefinitionArn: [
+          { prefix: "arn:aws:ecs:us-east-1:123456789012:task-definition/attic-infra-dev-gc:" },
+        ],
+        $or: [{ containers: { exitCode: [{ "anything-but": 0 }] } }, { stopCode: ["TaskFailedToStart"] }],
+      },
+    });
+  });
+
+  it("a failed deployment of the api service (the circuit breaker's) is an AWS event routed to the alarm topic", () => {
+    expect(rule("ecs-deployment-failed")).toEqual({
+      source: ["aws.ecs"],
+      "detail-type": ["ECS Deployment State Change"],
+      resources: [
+        `arn:aws:ecs:us-east-1:123456789012:service/${fakeAwsId("aws:ecs/service:Service", "aws-ecs-api")}`,
+      ],
+      detail: { eventName: ["SERVICE_DEPLOYMENT_FAILED"] },
+    });
+    const topic = `arn:aws:sns:us-east-1:123456789012:topic/${fakeAwsId("aws:sns/topic:Topic", "aws-monitoring-alarms")}`;
+    const targets = all(dev, "aws:cloudwatch/eventTarget:EventTarget");
+    expect(targets.map((t) => [t.name, t.inputs.arn])).toEqual([
+      ["aws-monitoring-gc-task-failed", topic],
+      ["aws-monitoring-ecs-deployment-failed", topic],
+    ]);
+    for (const t of targets) {
+      expect(t.inputs.roleArn).toBeUndefined();
+      // Only once the topic policy lets EventBridge publish.
+      expect(t.options.dependsOn).toEqual([
+        "urn:pulumi:dev::attic-infra::attic:aws:Site$attic:aws:Monitoring$aws:sns/topicPolicy:TopicPolicy::aws-monitoring-alarms",
+      ]);
+    }
+  });
+
+  it("the topic policy lets EventBridge's two rules publish and keeps CloudWatch's alarms publishing", () => {
+    const policy = JSON.parse(
+      one(dev, "aws:sns/topicPolicy:TopicPolicy", "aws-monitoring-alarms").inputs.policy as string,
+    );
+    const ruleArns = all(dev, "aws:cloudwatch/eventRule:EventRule").map(
+      (r) => `arn:aws:cloudwatch:us-east-1:123456789012:eventRule/${fakeAwsId(r.type, r.name)}`,
+    );
+    expect(policy.Statement).toEqual([
+      expect.objectContaining({
+        Principal: { Service: "cloudwatch.amazonaws.com" },
+        Action: "sns:Publish",
+        Condition: {
+          StringEquals: { "aws:SourceAccount": "123456789012" },
+          ArnLike: { "aws:SourceArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:*" },
+        },
+      }),
+      expect.objectContaining({
+        Principal: { Service: "events.amazonaws.com" },
+        Action: "sns:Publish",
+        Condition: { ArnEquals: { "aws:SourceArn": ruleArns } },
+      }),
+    ]);
   });
 });
 
@@ -774,10 +917,12 @@ describe("trust policies", () => {
     });
   });
 
-  it("the GC scheduler role trusts schedules of this account's default group only", () => {
+  it("the GC scheduler role trusts schedules of this stack's GC schedule group only", () => {
     expect(trust("aws-ecs-gc-scheduler").Condition).toEqual({
       StringEquals: { "aws:SourceAccount": "123456789012" },
-      ArnLike: { "aws:SourceArn": "arn:aws:scheduler:us-east-1:123456789012:schedule-group/default" },
+      ArnLike: {
+        "aws:SourceArn": `arn:aws:scheduler:us-east-1:123456789012:scheduleGroup/${fakeAwsId("aws:scheduler/scheduleGroup:ScheduleGroup", "aws-ecs-gc-group")}`,
+      },
     });
   });
 });

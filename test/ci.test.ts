@@ -116,11 +116,29 @@ describe("ci/nix-project/*.sh", () => {
     expect(r.stdout + r.stderr).not.toContain(TOKEN);
   });
 
+  it("setup-attic with the pull-only token alone (a pull request): pulls with it and says nothing is pushed", () => {
+    const r = script("setup-attic.sh", [], { ...ENV, ATTIC_PULL_TOKEN: TOKEN });
+    expect(r.status, r.stderr).toBe(0);
+    expect(calls()).toEqual(["attic use ci:n3x"]);
+    expect(readFileSync(path.join(dir, "config/attic/ci.token"), "utf8")).toBe(TOKEN);
+    expect(r.stdout).toContain(
+      "attic: using cache n3x at https://attic.example.com/ (pull only: results are not pushed)",
+    );
+    // The push token wins where both are set (a default-branch job).
+    const both = script("setup-attic.sh", [], {
+      ...ENV,
+      ATTIC_PULL_TOKEN: "pull.only.token",
+      ATTIC_TOKEN: TOKEN,
+    });
+    expect(both.stdout).toContain("(pull and push)");
+    expect(readFileSync(path.join(dir, "config/attic/ci.token"), "utf8")).toBe(TOKEN);
+  });
+
   it("setup-attic without a token (fork pull request): read-only substitution, and it says so", () => {
     const r = script("setup-attic.sh", [], { ...ENV, ATTIC_PUBLIC_KEY: "n3x:AAAA=" });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain(
-      "no ATTIC_TOKEN (a fork pull request?): substituting read-only from https://attic.example.com/n3x",
+      "no token (a fork pull request?): substituting read-only from https://attic.example.com/n3x",
     );
     expect(readFileSync(path.join(dir, "config/nix/nix.conf"), "utf8")).toBe(
       "extra-substituters = https://attic.example.com/n3x\nextra-trusted-public-keys = n3x:AAAA=\n",
@@ -175,11 +193,31 @@ describe("ci/nix-project/*.sh", () => {
     expect(calls()).toHaveLength(2);
   });
 
-  it("push without a token pushes nothing", () => {
-    const r = script("push.sh", ["result-default"], ENV);
+  it("push without the push token pushes nothing (the pull-only token never pushes)", () => {
+    const r = script("push.sh", ["result-default"], { ...ENV, ATTIC_PULL_TOKEN: TOKEN });
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain("read-only, nothing pushed");
+    expect(r.stdout).toContain(
+      "no ATTIC_TOKEN (the push token reaches default-branch jobs only): nothing pushed",
+    );
     expect(calls()).toEqual([]);
+  });
+
+  it.each([
+    ["GitHub pull_request", { GITHUB_EVENT_NAME: "pull_request" }],
+    ["GitHub pull_request_target", { GITHUB_EVENT_NAME: "pull_request_target" }],
+    ["GitLab merge request", { CI_PIPELINE_SOURCE: "merge_request_event" }],
+    ["GitLab external pull request", { CI_PIPELINE_SOURCE: "external_pull_request_event" }],
+  ])("push never pushes in a %s pipeline, even holding the push token", (_, event) => {
+    const r = script("push.sh", ["result-default"], { ...ENV, ATTIC_TOKEN: TOKEN, ...event });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("this is a pull/merge request pipeline; it never pushes");
+    expect(calls()).toEqual([]);
+    expect(readFileSync(path.join(dir, "attic-report.tsv"), "utf8")).toBe("push\t-\tskipped\t0\t0\n");
+    // A push to a branch does push.
+    expect(
+      script("push.sh", ["result-default"], { ...ENV, ATTIC_TOKEN: TOKEN, GITHUB_EVENT_NAME: "push" }).status,
+    ).toBe(0);
+    expect(calls()).toEqual(["attic push ci:n3x result-default"]);
   });
 
   it("report writes a markdown table to the GitHub step summary, or to stdout", () => {
@@ -213,12 +251,40 @@ describe("npm run ci-secrets", () => {
     vpsOutputs = JSON.stringify((await synthExample("vps", true)).outputs);
   });
 
-  const setup = (opts: { gh?: boolean; glab?: boolean; loggedIn?: boolean; glabExists?: boolean } = {}) => {
+  /** GitHub's answer for the environment (GET repos/{repo}/environments/{env}); undefined: 404. */
+  const PROTECTED_ENV = {
+    name: "attic-push",
+    deployment_branch_policy: { protected_branches: false, custom_branch_policies: true },
+  };
+  const setup = (
+    opts: {
+      gh?: boolean;
+      glab?: boolean;
+      loggedIn?: boolean;
+      glabExists?: boolean;
+      environment?: object;
+      branchRules?: string[];
+    } = {},
+  ) => {
     writeFileSync(path.join(dir, "outputs.json"), outputs);
+    const environment = "environment" in opts ? opts.environment : PROTECTED_ENV;
+    if (environment) writeFileSync(path.join(dir, "environment.json"), JSON.stringify(environment));
+    writeFileSync(
+      path.join(dir, "branch-rules.json"),
+      JSON.stringify({ branch_policies: (opts.branchRules ?? ["main"]).map((name) => ({ name })) }),
+    );
     standIn(bin, "pulumi", `cat "$STANDIN_DIR/outputs.json"`);
     const stdinLog = `printf '%s\\n' "--- $*" >> "$STANDIN_DIR/stdin.log"; cat >> "$STANDIN_DIR/stdin.log"; printf '\\n' >> "$STANDIN_DIR/stdin.log"`;
     const auth = `if [ "$1" = auth ]; then ${opts.loggedIn === false ? 'echo "You are not logged into any hosts" >&2; exit 1' : "exit 0"}; fi`;
-    if (opts.gh !== false) standIn(bin, "gh", `${auth}\n${stdinLog}`);
+    // gh api: the environment (or 404), and its custom deployment branch rules.
+    const api = `if [ "$1" = api ]; then
+  case "$2" in
+    */deployment-branch-policies) cat "$STANDIN_DIR/branch-rules.json" ;;
+    *) if [ -e "$STANDIN_DIR/environment.json" ]; then cat "$STANDIN_DIR/environment.json"; else echo "gh: Not Found (HTTP 404)" >&2; exit 1; fi ;;
+  esac
+  exit 0
+fi`;
+    if (opts.gh !== false) standIn(bin, "gh", `${auth}\n${api}\n${stdinLog}`);
     if (opts.glab) {
       standIn(
         bin,
@@ -242,45 +308,91 @@ describe("npm run ci-secrets", () => {
     );
   const stdinOf = () => readFileSync(path.join(dir, "stdin.log"), "utf8");
 
-  it("sets the four variables and the token secret on GitHub, every value on stdin", () => {
+  it("GitHub: the push token into the protected environment, the pull token and the variables into the repository, every value on stdin", () => {
     setup();
-    const r = cli(["--stack", "dev", "--github", "acme/firmware", "--environment", "ci"]);
+    const r = cli(["--stack", "dev", "--github", "acme/firmware", "--environment", "ci-push"]);
     expect(r.status, r.stderr).toBe(0);
-    const scope = "--repo acme/firmware --env ci";
+    const repo = "--repo acme/firmware";
     expect(calls()).toEqual([
       "pulumi stack output --json --show-secrets --stack dev",
       "gh auth status",
-      `gh variable set ATTIC_ENDPOINT ${scope}`,
-      `gh variable set ATTIC_CACHE ${scope}`,
-      `gh variable set ATTIC_PUBLIC_KEY ${scope}`,
-      `gh variable set ATTIC_SUBSTITUTER ${scope}`,
-      `gh secret set ATTIC_TOKEN ${scope}`,
+      "gh api repos/acme/firmware/environments/ci-push",
+      "gh api repos/acme/firmware/environments/ci-push/deployment-branch-policies",
+      `gh variable set ATTIC_ENDPOINT ${repo}`,
+      `gh variable set ATTIC_CACHE ${repo}`,
+      `gh variable set ATTIC_PUBLIC_KEY ${repo}`,
+      `gh variable set ATTIC_SUBSTITUTER ${repo}`,
+      `gh secret set ATTIC_PULL_TOKEN ${repo}`,
+      `gh secret set ATTIC_TOKEN ${repo} --env ci-push`,
     ]);
     const parsed = JSON.parse(outputs).aws;
     const stdin = stdinOf();
-    expect(stdin).toContain(`--- variable set ATTIC_ENDPOINT ${scope}\nhttps://attic.example.com/\n`);
-    expect(stdin).toContain(`--- variable set ATTIC_PUBLIC_KEY ${scope}\n${parsed.caches.n3x.publicKey}\n`);
-    expect(stdin).toContain(`--- secret set ATTIC_TOKEN ${scope}\n${parsed.tokens.ci}\n`);
-    for (const c of calls()) expect(c).not.toContain(parsed.tokens.ci);
+    expect(stdin).toContain(`--- variable set ATTIC_ENDPOINT ${repo}\nhttps://attic.example.com/\n`);
+    expect(stdin).toContain(`--- variable set ATTIC_PUBLIC_KEY ${repo}\n${parsed.caches.n3x.publicKey}\n`);
+    expect(stdin).toContain(`--- secret set ATTIC_PULL_TOKEN ${repo}\n${parsed.pullTokens.ci}\n`);
+    expect(stdin).toContain(`--- secret set ATTIC_TOKEN ${repo} --env ci-push\n${parsed.tokens.ci}\n`);
+    expect(parsed.pullTokens.ci).not.toBe(parsed.tokens.ci);
+    for (const c of calls())
+      for (const t of [parsed.tokens.ci, parsed.pullTokens.ci]) expect(c).not.toContain(t);
+    expect(r.stdout).toContain("set ATTIC_TOKEN (secret of environment ci-push) on GitHub acme/firmware");
     expect(r.stdout + r.stderr).not.toContain(parsed.tokens.ci);
   });
 
-  it("--dry-run lists the names, never the values, and sets nothing", () => {
+  it("GitHub: refuses, setting nothing, when the push token's environment is missing or admits every branch", () => {
+    const refused = (opts: Parameters<typeof setup>[0], message: string) => {
+      setup(opts);
+      const r = cli(["--stack", "dev", "--github", "acme/firmware"]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(message);
+      expect(calls().filter((c) => / (secret|variable) set /.test(c))).toEqual([]);
+      writeFileSync(path.join(dir, "calls.log"), "");
+    };
+    refused(
+      { environment: undefined },
+      "ci-secrets: GitHub environment attic-push does not exist: create it",
+    );
+    refused(
+      { environment: { name: "attic-push", deployment_branch_policy: null } },
+      "ci-secrets: GitHub environment attic-push admits every branch, so a pull request's job could read the push token",
+    );
+    refused({ branchRules: ["main", "*"] }, "deployment branch rules (main, *) admit every branch");
+    refused({ branchRules: [] }, "deployment branch rules (none) admit every branch");
+    // Protected branches only: accepted.
+    setup({
+      environment: { deployment_branch_policy: { protected_branches: true, custom_branch_policies: false } },
+    });
+    expect(cli(["--stack", "dev", "--github", "acme/firmware"]).status).toBe(0);
+  });
+
+  it("--dry-run lists the names and where each goes, never the values, and sets nothing", () => {
     setup();
     const r = cli(["--stack", "dev", "--gitlab", "acme/firmware", "--dry-run"]);
     expect(r.status).toBe(0);
     expect(r.stdout).toBe(
-      "would set on GitLab acme/firmware:\n  ATTIC_ENDPOINT (variable)\n  ATTIC_CACHE (variable)\n  ATTIC_PUBLIC_KEY (variable)\n  ATTIC_SUBSTITUTER (variable)\n  ATTIC_TOKEN (masked variable)\n",
+      "would set on GitLab acme/firmware:\n  ATTIC_ENDPOINT (variable)\n  ATTIC_CACHE (variable)\n  ATTIC_PUBLIC_KEY (variable)\n  ATTIC_SUBSTITUTER (variable)\n  ATTIC_PULL_TOKEN (masked variable)\n  ATTIC_TOKEN (masked, protected variable)\n",
     );
     expect(calls()).toEqual(["pulumi stack output --json --show-secrets --stack dev"]);
+    const gh = cli(["--stack", "dev", "--github", "acme/firmware", "--dry-run"]);
+    expect(gh.stdout).toContain(
+      "  ATTIC_PULL_TOKEN (repository secret)\n  ATTIC_TOKEN (secret of environment attic-push)\n",
+    );
   });
 
-  it("GitLab: masks the token and updates variables that already exist", () => {
+  it("GitLab: both tokens masked, the push token protected, and variables that exist are updated", () => {
     setup({ glab: true, glabExists: true });
     const r = cli(["--stack", "dev", "--gitlab", "acme/firmware"]);
     expect(r.status, r.stderr).toBe(0);
-    expect(calls()).toContain("glab variable update ATTIC_TOKEN --repo acme/firmware --masked");
+    expect(calls()).toContain("glab variable update ATTIC_TOKEN --repo acme/firmware --masked --protected");
+    expect(calls()).toContain("glab variable update ATTIC_PULL_TOKEN --repo acme/firmware --masked");
     expect(calls()).toContain("glab variable update ATTIC_ENDPOINT --repo acme/firmware");
+  });
+
+  it("refuses outputs without the pull-only token (a stack deployed before it existed)", () => {
+    const parsed = JSON.parse(outputs);
+    delete parsed.aws.pullTokens;
+    expect(() => settingsFrom(parsed, {})).toThrow(
+      /the outputs have no pullTokens .*: run pulumi up, which mints them/,
+    );
   });
 
   it("says clearly when the CLI is missing or not logged in", () => {
@@ -321,17 +433,20 @@ describe("npm run ci-secrets", () => {
     const scope = "--repo acme/firmware";
     expect(calls()).toEqual([
       "gh auth status",
+      "gh api repos/acme/firmware/environments/attic-push",
+      "gh api repos/acme/firmware/environments/attic-push/deployment-branch-policies",
       `gh variable set ATTIC_ENDPOINT ${scope}`,
       `gh variable set ATTIC_CACHE ${scope}`,
       `gh variable set ATTIC_PUBLIC_KEY ${scope}`,
       `gh variable set ATTIC_SUBSTITUTER ${scope}`,
-      `gh secret set ATTIC_TOKEN ${scope}`,
+      `gh secret set ATTIC_PULL_TOKEN ${scope}`,
+      `gh secret set ATTIC_TOKEN ${scope} --env attic-push`,
     ]);
     const vps = JSON.parse(vpsOutputs).vps;
     const stdin = stdinOf();
     expect(stdin).toContain(`--- variable set ATTIC_ENDPOINT ${scope}\nhttps://cache.example.com/\n`);
     expect(stdin).toContain(`--- variable set ATTIC_SUBSTITUTER ${scope}\n${vps.caches.n3x.substituter}\n`);
-    expect(stdin).toContain(`--- secret set ATTIC_TOKEN ${scope}\n${vps.tokens.ci}\n`);
+    expect(stdin).toContain(`--- secret set ATTIC_TOKEN ${scope} --env attic-push\n${vps.tokens.ci}\n`);
     expect(r.stdout + r.stderr).not.toContain(vps.tokens.ci);
     const missing = cli(["--outputs", path.join(dir, "nope.json"), "--github", "a/b"]);
     expect(missing.status).toBe(2);
@@ -374,9 +489,10 @@ describe("workflows and templates", () => {
       "deploy-office",
     ]);
     for (const j of Object.values(deploy.jobs) as any[]) {
-      expect(j.steps.find((s: { uses?: string }) => s.uses?.startsWith("pulumi/actions@")).with.command).toBe(
-        "up",
-      );
+      const up = j.steps.find((s: { uses?: string }) => s.uses?.startsWith("pulumi/actions@")).with;
+      expect(up.command).toBe("up");
+      // Refreshed first: what changed outside Pulumi (a subscription SNS deleted) is put back.
+      expect(up.refresh).toBe(true);
     }
   });
 
@@ -448,13 +564,24 @@ describe("workflows and templates", () => {
       "up-dev": { ...read, "id-token": "write" },
       "up-office": read,
     });
+    expect(permissions(".github/workflows/nightly.yml")).toEqual({
+      workflow: {},
+      dev: { ...read, "id-token": "write" },
+      office: read,
+      vps: read,
+      "vps-skipped": {},
+    });
     expect(permissions(".github/workflows/pull-request.yml")).toEqual({
       workflow: {},
       checks: read,
       synth: read,
       preview: { ...read, "id-token": "write", "pull-requests": "write" },
     });
-    expect(permissions("ci/nix-project/github/nix-cache.yml")).toEqual({ workflow: {}, checks: read });
+    expect(permissions("ci/nix-project/github/nix-cache.yml")).toEqual({
+      workflow: {},
+      checks: read,
+      "checks-and-push": read,
+    });
   });
 
   it("the deploy workflow verifies each stack with npm run verify right after its pulumi up", () => {
@@ -482,9 +609,19 @@ describe("workflows and templates", () => {
     const job = gl[".attic-nix-check"];
     expect(job.before_script).toContain("ci/attic/setup-attic.sh");
     expect(job.script).toEqual(['ci/attic/run-check.sh "$CHECK"']);
-    expect(job.after_script).toEqual(['ci/attic/push.sh "result-$CHECK"', "ci/attic/report.sh"]);
+    expect(job.after_script).toEqual(["ci/attic/report.sh"]);
     expect(gl["nix-checks"].extends).toBe(".attic-nix-check");
-    for (const s of [...job.before_script, ...job.script, ...job.after_script]) {
+    expect(gl["nix-checks-push"].extends).toBe(".attic-nix-check");
+    expect(gl["nix-checks-push"].script).toEqual([
+      'ci/attic/run-check.sh "$CHECK"',
+      'ci/attic/push.sh "result-$CHECK"',
+    ]);
+    for (const s of [
+      ...job.before_script,
+      ...job.script,
+      ...job.after_script,
+      ...gl["nix-checks-push"].script,
+    ]) {
       const file = /ci\/attic\/([\w-]+\.sh)/.exec(s)?.[1];
       if (file) expect(existsSync(path.join(ROOT, "ci", "nix-project", file)), file).toBe(true);
     }

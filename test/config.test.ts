@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseHumantime } from "../config/humantime";
+import { MIN_BACKUP_RETENTION_DAYS } from "../policy/minimums";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { ConfigError, type LoadedConfig, loadConfig, objectKeys } from "../config/load";
@@ -181,6 +182,37 @@ describe("rejections name the full key path", () => {
     expect(
       problemsAfter("dev", (b) => Object.assign(b["attic-infra:aws"].service, { minTasks: 4, maxTasks: 2 })),
     ).toEqual(["attic-infra:aws.service.minTasks: 4 is greater than maxTasks 2"]);
+  });
+
+  it("fewer days of backups than the policy pack accepts, from the one shared minimum", () => {
+    expect(MIN_BACKUP_RETENTION_DAYS).toBe(7);
+    const days = (n: number) =>
+      problemsAfter("dev", (b) => (b["attic-infra:aws"].database.backupRetentionDays = n));
+    expect(days(6)).toEqual([
+      "attic-infra:aws.database.backupRetentionDays: 6 is below 7, the fewest days of backups the policy pack accepts (policy/minimums.ts); use 7-35",
+    ]);
+    expect(days(36)).toEqual([
+      "attic-infra:aws.database.backupRetentionDays: 36 is above 35, the most days of backups RDS keeps",
+    ]);
+    expect(days(MIN_BACKUP_RETENTION_DAYS)).toEqual([]);
+  });
+
+  it("a partial secret ARN for an existing database (ECS needs the full one, with its 6-character suffix)", () => {
+    const withSecret = (arn: string) =>
+      problemsAfter("dev", (b) => {
+        b["attic-infra:aws"].database = {
+          existing: { host: "pg.corp.internal", name: "attic", user: "attic", passwordSecretArn: arn },
+        };
+      });
+    const partial = "arn:aws:secretsmanager:us-east-1:123456789012:secret:attic-db";
+    expect(withSecret(partial)).toEqual([
+      `attic-infra:aws.database.existing.passwordSecretArn: "${partial}" is not a full secret ARN: it must end in -<6 characters> (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf); ECS needs the full ARN. Look it up: aws secretsmanager describe-secret --secret-id <name> --query ARN`,
+    ]);
+    expect(withSecret(`${partial}-AbC1`)).toHaveLength(1);
+    expect(withSecret(`${partial}-AbC12f`)).toEqual([]);
+    expect(
+      withSecret("arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:team/attic_db-x9Y8z7"),
+    ).toEqual([]);
   });
 
   it("chunk sizes out of order", () => {

@@ -56,7 +56,18 @@ describe("the dev example", () => {
     });
     expect(item(lines, /^RDS db\.t4g\.micro, single-AZ$/)[0]!.monthly).toBeCloseTo(11.68, 2);
     expect(item(lines, /^RDS gp3 storage/)[0]!.quantity).toBe(20);
-    expect(item(lines, /^CloudWatch alarms \(6 alarms\)$/)[0]!.quantity).toBe(10);
+    // Six alarms before issue 22, then RDS FreeableMemory and the GC schedule's dropped invocations.
+    expect(item(lines, /^CloudWatch alarms \(8 alarms\)$/)[0]!.quantity).toBe(12);
+    // The failed GC task and the failed deployment are AWS events: counted, and free.
+    expect(item(lines, /^EventBridge rules on AWS service events \(2\)$/)).toEqual([
+      {
+        item: "EventBridge rules on AWS service events (2)",
+        quantity: 2,
+        unit: "rules",
+        unitPrice: 0,
+        monthly: 0,
+      },
+    ]);
     expect(item(lines, /^Secrets Manager secrets$/)[0]!.quantity).toBe(1);
     expect(item(lines, /Container Insights|NAT|Extended Support/)).toEqual([]);
     for (const l of lines) expect(l.monthly).toBeCloseTo(l.quantity * l.unitPrice, 10);

@@ -10,7 +10,8 @@ import { settingsFrom } from "../ci/commands/ci-secrets";
 import { outputRows } from "../ci/commands/docs";
 import { stackOutputsSchema } from "../components/outputs";
 import { ROOT, synthExample } from "./support/stacks";
-import type { SynthResult } from "../ci/commands/synth/harness";
+import { type SynthResult, synth } from "../ci/commands/synth/harness";
+import { readStackFile } from "../ci/commands/synth/stackFile";
 
 type Path = string[];
 const docs = (file: string) => readFileSync(path.join(ROOT, "docs", file), "utf8");
@@ -79,12 +80,16 @@ function runbookPaths(text: string): Path[] {
 let dev: SynthResult;
 let office: SynthResult;
 let vps: SynthResult;
+/** test/fixtures/Pulumi.adopt.yaml: existing infrastructure and `gc: service`. */
+let adopt: SynthResult;
 beforeAll(async () => {
   dev = await synthExample("dev", true);
   office = await synthExample("office", true);
   vps = await synthExample("vps", true);
+  const { config } = readStackFile(path.join(ROOT, "test", "fixtures", "Pulumi.adopt.yaml"), "attic-infra");
+  adopt = await synth({ stack: "adopt", config, showSecrets: true });
 });
-const inSomeStack = (p: Path) => [dev, office, vps].some((r) => exists(r.outputs, p));
+const inSomeStack = (p: Path) => [dev, office, vps, adopt].some((r) => exists(r.outputs, p));
 
 describe("the output contract (docs/outputs.md)", () => {
   it("every path of the contract exists in a synth of the example stacks", () => {
@@ -94,7 +99,7 @@ describe("the output contract (docs/outputs.md)", () => {
   });
 
   it("the example stacks' outputs parse with the contract, and hold nothing outside it", () => {
-    for (const r of [dev, office, vps]) {
+    for (const r of [dev, office, vps, adopt]) {
       expect(stackOutputsSchema.safeParse(r.outputs).error?.issues).toBeUndefined();
       expect(outsideSchema(stackOutputsSchema, r.outputs).map((p) => p.join("."))).toEqual([]);
     }
@@ -110,7 +115,9 @@ describe("the output contract (docs/outputs.md)", () => {
       expect.arrayContaining([
         "signingKeyUrn",
         "aws.database.subnetGroup",
-        "aws.ecs.apiService",
+        "aws.database.identifier",
+        "aws.gcSchedule.name",
+        "aws.ecs.gcService",
         "aws.gcRunTask.subnets",
       ]),
     );

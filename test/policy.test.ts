@@ -21,6 +21,7 @@ import {
 } from "../policy/policies";
 import { type SynthResource, type SynthResult, synth } from "../ci/commands/synth/harness";
 import { readStackFile } from "../ci/commands/synth/stackFile";
+import { MIN_BACKUP_RETENTION_DAYS } from "../policy/minimums";
 import { ROOT, synthExample } from "./support/stacks";
 
 type Policy = (typeof policies)[number];
@@ -179,6 +180,20 @@ describe("a copy breaking one rule fails that rule", () => {
     ).toEqual([]);
   });
 
+  it("a topic policy that lets EventBridge publish but no longer CloudWatch (it replaces the default policy)", () => {
+    expectFails(
+      mutate(dev, "aws:sns/topicPolicy:TopicPolicy", (i) => {
+        const doc = JSON.parse(i.policy);
+        doc.Statement = doc.Statement.filter(
+          (st: { Principal: { Service: string } }) => st.Principal.Service !== "cloudwatch.amazonaws.com",
+        );
+        i.policy = JSON.stringify(doc);
+      }),
+      deliverableAlarms,
+      /does not allow cloudwatch\.amazonaws\.com sns:Publish: every CloudWatch alarm on the topic would stop delivering/,
+    );
+  });
+
   it("a public, unprotected database with one day of backups", () => {
     const found = violations(
       mutate(dev, "aws:rds/instance:Instance", (i) => {
@@ -193,6 +208,18 @@ describe("a copy breaking one rule fails that rule", () => {
       "deletionProtection must be true",
       "backupRetentionPeriod 1 is below 7 days",
     ]);
+  });
+
+  it("one day short of the backup minimum config shares with the pack fails; the minimum itself passes", () => {
+    const days = (n: number) =>
+      violations(
+        mutate(dev, "aws:rds/instance:Instance", (i) => (i.backupRetentionPeriod = n)),
+        databaseSafety,
+      );
+    expect(days(MIN_BACKUP_RETENTION_DAYS - 1)).toEqual([
+      `rds-private-protected-backed-up: aws-database-postgres: backupRetentionPeriod ${MIN_BACKUP_RETENTION_DAYS - 1} is below ${MIN_BACKUP_RETENTION_DAYS} days`,
+    ]);
+    expect(days(MIN_BACKUP_RETENTION_DAYS)).toEqual([]);
   });
 
   it("the database port open to the internet", () => {

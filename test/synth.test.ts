@@ -58,9 +58,11 @@ describe("site selection", () => {
       "ecs",
       "endpoint",
       "gcRunTask",
+      "gcSchedule",
       "logGroup",
       "netrc",
       "nixConf",
+      "pullTokens",
       "tokens",
     ]);
     expect(Object.keys(office.outputs.mikrotik as object).sort()).toEqual([

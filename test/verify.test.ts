@@ -112,7 +112,8 @@ const AWS_NAMES = {
     securityGroups: [],
     assignPublicIp: false,
   },
-  alarmTopicArn: "arn:topic",
+  // Checked with SNS only where AWS credentials are (test/verifyAlarms.test.ts); here there are none.
+  alarmTopicArn: "arn:aws:sns:us-east-1:123456789012:alarms",
 };
 
 /** Everything any scenario printed, to search for token values. */
@@ -133,6 +134,13 @@ async function verify(outs: ReturnType<typeof outputs>, args: string[] = []) {
 
 beforeAll(() => {
   dir = mkdtempSync(path.join(tmpdir(), "verify-"));
+  // No AWS credentials reach the SDK (verifyAlarms.test.ts covers the alarm check with them).
+  for (const k of Object.keys(process.env)) if (k.startsWith("AWS_")) delete process.env[k];
+  Object.assign(process.env, {
+    AWS_SHARED_CREDENTIALS_FILE: path.join(dir, "no-credentials"),
+    AWS_CONFIG_FILE: path.join(dir, "no-config"),
+    AWS_EC2_METADATA_DISABLED: "true",
+  });
 });
 
 describe("npm run verify over HTTP", () => {
@@ -140,8 +148,8 @@ describe("npm run verify over HTTP", () => {
     const { s, endpoint } = await server();
     const r = await verify(outputs(endpoint));
     expect(r.code, r.text).toBe(0);
-    expect(new Set(r.lines.map((l) => /aws: (.*?) — /.exec(l)![1])).size).toBe(16);
-    expect(r.lines).toHaveLength(16);
+    expect(new Set(r.lines.map((l) => /aws: (.*?) — /.exec(l)![1])).size).toBe(17);
+    expect(r.lines).toHaveLength(17);
     // Nothing but reads: no create, configure, destroy or upload; pushes only as get-missing-paths.
     expect(
       new Set(s.requests.map((q) => `${q.method} ${q.path.replace(/\/(n3x|secret)(\/|$)/, "/<cache>$2")}`)),
@@ -183,7 +191,8 @@ describe("npm run verify over HTTP", () => {
     expect(r.line("token ci may pull from n3x")).toMatch(
       /^skip .*n3x is public: a pull would succeed even with an invalid token/,
     );
-    expect(r.text).toMatch(/\nOK: 15 passed, 0 failed, 0 warnings, 1 skipped\n$/);
+    expect(r.line("alarm topic has a confirmed subscription")).toMatch(/^skip .*no AWS credentials here/);
+    expect(r.text).toMatch(/\nOK: 15 passed, 0 failed, 0 warnings, 2 skipped\n$/);
   });
 
   it("retries GET / within --wait while the server is still starting", async () => {
@@ -344,7 +353,7 @@ describe("npm run verify over HTTP", () => {
       status: "pass",
       detail: `the server signs with ${N3X_KEY}, as the outputs say`,
     });
-    expect(parsed.summary).toEqual({ pass: 15, fail: 0, warn: 0, skip: 1 });
+    expect(parsed.summary).toEqual({ pass: 15, fail: 0, warn: 0, skip: 2 });
   });
 
   it("--site checks only the chosen sites; the office snippet lists its caches, then AWS's, by priority", async () => {

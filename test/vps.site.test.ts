@@ -43,6 +43,7 @@ describe("the vps example stack (synth)", () => {
       "modulePath",
       "netrc",
       "nixConf",
+      "pullTokens",
       "tokens",
     ]);
     expect(out.endpoint).toBe("https://cache.example.com/");

@@ -8,7 +8,11 @@ usage() {
 Usage: push.sh [--retries N] PATH...
 
 Pushes each store path (or result symlink) to $ATTIC_CACHE with `attic push`, retrying up to N
-times (default 2), waiting attempt x ATTIC_RETRY_DELAY seconds (default 5) between tries. Without ATTIC_TOKEN (read-only, e.g. a fork pull request) it pushes nothing.
+times (default 2), waiting attempt x ATTIC_RETRY_DELAY seconds (default 5) between tries.
+Pushes nothing without ATTIC_TOKEN (the push token: default-branch jobs only), nor in a pull or
+merge request pipeline even with it (GITHUB_EVENT_NAME pull_request*, CI_PIPELINE_SOURCE
+merge_request_event or external_pull_request_event): atticd signs whatever is pushed, and every
+developer trusts that signature.
 Always exits 0; failures are warnings and a line in $ATTIC_REPORT_FILE (default ./attic-report.tsv).
 USAGE
 }
@@ -26,8 +30,15 @@ done
 case "$retries" in '' | *[!0-9]*) echo "push.sh: --retries takes a whole number" >&2; exit 2 ;; esac
 report="${ATTIC_REPORT_FILE:-attic-report.tsv}"
 
+case "${GITHUB_EVENT_NAME:-}:${CI_PIPELINE_SOURCE:-}" in
+  pull_request*:* | *:merge_request_event | *:external_pull_request_event)
+    echo "::warning::push.sh: this is a pull/merge request pipeline; it never pushes (unreviewed code would be signed into the cache): nothing pushed" >&2
+    printf 'push\t-\tskipped\t0\t0\n' >> "$report"
+    exit 0
+    ;;
+esac
 if [ -z "${ATTIC_TOKEN:-}" ]; then
-  echo "push.sh: no ATTIC_TOKEN: read-only, nothing pushed"
+  echo "push.sh: no ATTIC_TOKEN (the push token reaches default-branch jobs only): nothing pushed"
   printf 'push\t-\tskipped\t0\t0\n' >> "$report"
   exit 0
 fi

@@ -9,6 +9,7 @@ import { parseHumantime } from "../../config/humantime";
 import type { AtticConfig } from "../../config/schema";
 import { AtticCache } from "./cacheProvider";
 import { netrcLine, nixConfSnippet } from "./nixConf";
+import { pullOnly } from "./pullTokens";
 import { mintToken } from "./tokens";
 
 export { netrcLine, nixConfSnippet } from "./nixConf";
@@ -37,6 +38,8 @@ export class AtticServer extends pulumi.ComponentResource {
   public readonly caches: pulumi.Output<Record<string, CacheOutput>>;
   /** Token name → JWT. Secret. */
   public readonly tokens: pulumi.Output<Record<string, string>>;
+  /** Token name → the same token narrowed to pull (pullTokens.ts), for tokens that can pull. Secret. */
+  public readonly pullTokens: pulumi.Output<Record<string, string>>;
   /** Lines for nix.conf: extra-substituters and extra-trusted-public-keys. */
   public readonly nixConf: pulumi.Output<string>;
   /** Token name → `machine <host> password <token>` for netrc-file. Secret. */
@@ -81,6 +84,13 @@ export class AtticServer extends pulumi.ComponentResource {
       args.attic.tokens.map((t) => [t.name, args.signingKey.privateKeyPem.apply((pem) => mintToken(pem, t))]),
     );
     this.tokens = pulumi.secret(pulumi.all(tokens));
+    const pullTokens = Object.fromEntries(
+      args.attic.tokens.flatMap((t) => {
+        const pull = pullOnly(t);
+        return pull ? [[t.name, args.signingKey.privateKeyPem.apply((pem) => mintToken(pem, pull))]] : [];
+      }),
+    );
+    this.pullTokens = pulumi.secret(pulumi.all(pullTokens));
 
     this.nixConf = this.caches.apply((cs) => nixConfSnippet(Object.values(cs)));
     this.netrc = pulumi.secret(
@@ -95,6 +105,7 @@ export class AtticServer extends pulumi.ComponentResource {
       endpoint: this.endpoint,
       caches: this.caches,
       tokens: this.tokens,
+      pullTokens: this.pullTokens,
       nixConf: this.nixConf,
       netrc: this.netrc,
     });

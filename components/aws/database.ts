@@ -70,18 +70,21 @@ export class Database extends pulumi.ComponentResource {
 
     // Letters and digits only: the password travels through environment variables and psql prompts.
     const password = new random.RandomPassword(`${name}-password`, { length: 40, special: false }, child);
+    // Retained with the instance it opens: after a `pulumi destroy` the retained database (and any
+    // snapshot of it) still needs this password, which exists nowhere else.
+    const retained = { ...child, retainOnDelete: true };
     const secret = new aws.secretsmanager.Secret(
       `${name}-password`,
       {
         description: "attic metadata database password (PGPASSWORD for atticd)",
         recoveryWindowInDays: 7,
       },
-      child,
+      retained,
     );
     new aws.secretsmanager.SecretVersion(
       `${name}-password`,
       { secretId: secret.id, secretString: password.result },
-      child,
+      retained,
     );
     const subnets = new aws.rds.SubnetGroup(
       `${name}-subnets`,

@@ -118,6 +118,14 @@ export class Service extends pulumi.ComponentResource {
     assignPublicIp: boolean;
   }>;
   public readonly taskRoleArn: pulumi.Output<string>;
+  /** The GC schedule and its group (`gc: scheduled` with an interval): the runbooks pause it, the alarms watch the group. */
+  public readonly gcSchedule?: pulumi.Output<{ name: string; group: string }>;
+  /** The GC task definition's family: the alarm on a failed GC run matches its tasks. */
+  public readonly gcFamily: pulumi.Output<string>;
+  /** The ECS services whose failed deployments page someone: the api service, and the GC service with `gc: service`. */
+  public readonly serviceArns: pulumi.Output<string>[];
+  /** The always-on GC service's name, with `gc: service`. */
+  public readonly gcServiceName?: pulumi.Output<string>;
 
   constructor(name: string, args: ServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("attic:aws:Service", name, {}, opts);
@@ -355,6 +363,8 @@ export class Service extends pulumi.ComponentResource {
     const gcMode = site.gc === "service" ? "garbage-collector" : "garbage-collector-once";
     const gcTask = taskDefinition("gc", [container("gc", gcMode, { essential: true })]);
     this.gcTaskDefinitionArn = gcTask.arn;
+    this.gcFamily = gcTask.family;
+    this.serviceArns = [this.apiService.arn];
     this.gcRunTask = pulumi
       .all([
         this.clusterArn,
@@ -370,7 +380,7 @@ export class Service extends pulumi.ComponentResource {
         assignPublicIp: args.assignPublicIp,
       }));
     if (site.gc === "service") {
-      new aws.ecs.Service(
+      const gcService = new aws.ecs.Service(
         `${name}-gc`,
         {
           cluster: this.clusterArn,
@@ -386,19 +396,20 @@ export class Service extends pulumi.ComponentResource {
         },
         { ...child, dependsOn: [this.apiService] },
       );
+      this.serviceArns.push(gcService.arn);
+      this.gcServiceName = gcService.name;
     } else {
       const rate = rateExpression(attic.garbageCollection.interval);
       if (rate) {
+        // A group of its own: Scheduler's metrics have no other dimension than the group, so the
+        // alarm on dropped invocations would otherwise count every schedule of the default group.
+        const group = new aws.scheduler.ScheduleGroup(`${name}-gc-group`, {}, child);
         const schedulerRole = new aws.iam.Role(
           `${name}-gc-scheduler`,
           {
             description: "EventBridge Scheduler starts the attic GC task",
-            // Schedules of this account's default group only.
-            assumeRolePolicy: assumeRolePolicy(
-              "scheduler.amazonaws.com",
-              account,
-              pulumi.interpolate`arn:aws:scheduler:${region}:${account}:schedule-group/default`,
-            ),
+            // Schedules of this stack's GC group only.
+            assumeRolePolicy: assumeRolePolicy("scheduler.amazonaws.com", account, group.arn),
           },
           child,
         );
@@ -408,10 +419,14 @@ export class Service extends pulumi.ComponentResource {
             role: schedulerRole.id,
             policy: policyDocument([
               {
+                // Every revision of the GC family: a new revision and the schedule pointing at it
+                // are updated one after the other, and the role must allow either in between.
                 Sid: "RunGcTask",
                 Effect: "Allow",
                 Action: ["ecs:RunTask"],
-                Resource: [gcTask.arn],
+                Resource: [
+                  pulumi.interpolate`arn:aws:ecs:${region}:${account}:task-definition/${gcTask.family}:*`,
+                ],
                 Condition: { ArnEquals: { "ecs:cluster": this.clusterArn } },
               },
               {
@@ -425,11 +440,15 @@ export class Service extends pulumi.ComponentResource {
           },
           child,
         );
-        new aws.scheduler.Schedule(
+        const schedule = new aws.scheduler.Schedule(
           `${name}-gc`,
           {
             description: `attic garbage collection every ${attic.garbageCollection.interval}`,
+            groupName: group.name,
             scheduleExpression: rate,
+            // Explicit: a schedule disabled by hand (a restore pauses GC) is drift that the nightly
+            // preview reports and the next `pulumi up --refresh` undoes.
+            state: "ENABLED",
             flexibleTimeWindow: { mode: "OFF" },
             target: {
               arn: this.clusterArn,
@@ -441,11 +460,14 @@ export class Service extends pulumi.ComponentResource {
                 taskCount: 1,
                 networkConfiguration: network,
               },
-              retryPolicy: { maximumRetryAttempts: 0 },
+              // A retry follows only a failed RunTask, which started no task: it cannot make two
+              // collectors. An invocation still failing after the last try is an alarm (monitoring.ts).
+              retryPolicy: { maximumRetryAttempts: 2, maximumEventAgeInSeconds: 3600 },
             },
           },
           { ...child, dependsOn: [this.apiService] },
         );
+        this.gcSchedule = pulumi.output({ name: schedule.name, group: group.name });
       }
     }
     this.registerOutputs({ clusterArn: this.clusterArn, serviceName: this.serviceName });

@@ -127,6 +127,10 @@ export class AwsSite extends pulumi.ComponentResource {
         targetGroupArnSuffix: lb.targetGroupArnSuffix,
         ...(database.instanceIdentifier ? { databaseInstanceId: database.instanceIdentifier } : {}),
         bucketName: storage.bucketName,
+        clusterArn: service.clusterArn,
+        gcFamily: service.gcFamily,
+        ...(service.gcSchedule ? { gcScheduleGroup: service.gcSchedule.group } : {}),
+        serviceArns: service.serviceArns,
       },
       child,
     );
@@ -148,9 +152,14 @@ export class AwsSite extends pulumi.ComponentResource {
       databaseEndpoint: pulumi.interpolate`${database.host}:${database.port}`,
       ...(database.restoreNames ? { database: database.restoreNames } : {}),
       // The ECS cluster and the api service, for `aws ecs update-service`.
-      ecs: pulumi.output({ cluster: service.clusterName, apiService: service.serviceName }),
+      ecs: pulumi.output({
+        cluster: service.clusterName,
+        apiService: service.serviceName,
+        ...(service.gcServiceName ? { gcService: service.gcServiceName } : {}),
+      }),
       logGroup: service.logGroupName,
       gcRunTask: service.gcRunTask,
+      ...(service.gcSchedule ? { gcSchedule: service.gcSchedule } : {}),
       alarmTopicArn: monitoring.topicArn,
       ...(monitoring.emailConfirmation
         ? { alarmEmailConfirmation: pulumi.output(monitoring.emailConfirmation) }

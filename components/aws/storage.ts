@@ -1,7 +1,9 @@
 /**
  * The chunk bucket: every NAR chunk atticd stores, as `<uuid>.chunk` at the bucket root. atticd's
  * database records the bucket by name, so the bucket is protected and retained on delete: losing or
- * renaming it orphans the whole cache.
+ * renaming it orphans the whole cache. What keeps it private, encrypted, versioned and TLS-only is
+ * retained with it (a `pulumi destroy` would otherwise leave a retained bucket without its public
+ * access block, policy and lifecycle rules).
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
@@ -23,12 +25,21 @@ export interface ChunkStorageArgs {
 /** S3 never tiers objects under 128 KiB to Intelligent-Tiering (they would be billed as 128 KiB). */
 export const TIERING_MIN_OBJECT_BYTES = 128 * 1024;
 
-/** Owner-enforced (no ACLs) and every public access block on: a bucket nobody outside can reach. */
-export function makePrivate(name: string, bucket: pulumi.Input<string>, parent: pulumi.Resource): void {
+/**
+ * Owner-enforced (no ACLs) and every public access block on: a bucket nobody outside can reach.
+ * `retainOnDelete` for a retained bucket: its protections stay with it.
+ */
+export function makePrivate(
+  name: string,
+  bucket: pulumi.Input<string>,
+  parent: pulumi.Resource,
+  retainOnDelete = false,
+): void {
+  const opts = { parent, ...(retainOnDelete ? { retainOnDelete } : {}) };
   new aws.s3.BucketOwnershipControls(
     name,
     { bucket, rule: { objectOwnership: "BucketOwnerEnforced" } },
-    { parent },
+    opts,
   );
   new aws.s3.BucketPublicAccessBlock(
     name,
@@ -39,7 +50,7 @@ export function makePrivate(name: string, bucket: pulumi.Input<string>, parent: 
       ignorePublicAcls: true,
       restrictPublicBuckets: true,
     },
-    { parent },
+    opts,
   );
 }
 
@@ -76,7 +87,8 @@ export class ChunkStorage extends pulumi.ComponentResource {
     this.bucketArn = this.bucket.arn;
     const bucket = this.bucket.id;
 
-    makePrivate(`${name}-chunks`, bucket, this);
+    makePrivate(`${name}-chunks`, bucket, this, true);
+    const retained = { ...child, retainOnDelete: true };
     new aws.s3.BucketServerSideEncryptionConfiguration(
       `${name}-chunks`,
       {
@@ -90,12 +102,12 @@ export class ChunkStorage extends pulumi.ComponentResource {
             : { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } },
         ],
       },
-      child,
+      retained,
     );
     new aws.s3.BucketVersioning(
       `${name}-chunks`,
       { bucket, versioningConfiguration: { status: "Enabled" } },
-      child,
+      retained,
     );
     // Only TLS. No VPC-endpoint-only condition: clients follow atticd's presigned 307 redirects to S3
     // from anywhere.
@@ -108,7 +120,7 @@ export class ChunkStorage extends pulumi.ComponentResource {
           Statement: [denyInsecureTransport(this.bucketArn)],
         }),
       },
-      child,
+      retained,
     );
     // atticd owns deletion (its GC): no rule ever expires a current object.
     new aws.s3.BucketLifecycleConfiguration(
@@ -139,7 +151,7 @@ export class ChunkStorage extends pulumi.ComponentResource {
           },
         ],
       },
-      child,
+      retained,
     );
     this.registerOutputs({ bucketName: this.bucketName });
   }

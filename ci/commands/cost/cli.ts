@@ -16,6 +16,7 @@ import { synth } from "../synth/harness";
 import { readProjectName, readStackFile, stackFileFor } from "../synth/stackFile";
 import {
   ASSUMPTION_FLAGS,
+  ASSUMPTION_HELP,
   type Assumptions,
   DEFAULT_ASSUMPTIONS,
   estimate,
@@ -26,9 +27,10 @@ import {
 const ROOT = path.resolve(__dirname, "..", "..", "..");
 const USAGE = `usage: npm run cost -- (--stack <name> | --config <stack yaml>) [--markdown] [assumption flags]
 
-Assumption flags (defaults): ${(Object.keys(ASSUMPTION_FLAGS) as Array<keyof Assumptions>)
-  .map((k) => `--${ASSUMPTION_FLAGS[k]} ${DEFAULT_ASSUMPTIONS[k]}`)
-  .join(" ")}`;
+Assumption flags (default), usage the program cannot know:
+${(Object.keys(ASSUMPTION_FLAGS) as Array<keyof Assumptions>)
+  .map((k) => `  --${ASSUMPTION_FLAGS[k]} ${DEFAULT_ASSUMPTIONS[k]}`.padEnd(26) + ASSUMPTION_HELP[k])
+  .join("\n")}`;
 
 interface Io {
   stdout: (text: string) => void;

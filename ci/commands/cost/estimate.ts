@@ -15,13 +15,17 @@ import prices from "./aws-prices.json";
 import type { SynthResource } from "../synth/harness";
 
 export interface Assumptions {
-  /** Average ALB load-balancer capacity units this service uses. */
+  /**
+   * Average ALB load-balancer capacity units this service uses. Every NAR larger than atticd's
+   * `narSizeThreshold` streams through the ALB (and a task) on each download, so bytes processed
+   * usually set the LCUs: 1 LCU is 1 GB an hour.
+   */
   lcu: number;
   /** GB of chunks in S3 (Standard). */
   s3Gb: number;
   /** Thousands of S3 PUT/COPY/POST/LIST requests a month. */
   s3PutThousands: number;
-  /** Thousands of S3 GET requests a month (presigned downloads included). */
+  /** Thousands of S3 GET requests a month: one per chunk a download reads, redirected or streamed. */
   s3GetThousands: number;
   /** GB of logs ingested a month (each log group). */
   logGb: number;
@@ -29,7 +33,10 @@ export interface Assumptions {
   albLogGb: number;
   /** Minutes one scheduled garbage-collection run takes. */
   gcMinutes: number;
-  /** GB a month sent to the internet (clients outside AWS following presigned S3 redirects, API answers). */
+  /**
+   * GB a month sent to clients outside AWS: NARs streamed through the ALB (all but the single-chunk
+   * ones, which redirect to S3 and leave from there), and API answers. Billed the same either way.
+   */
   gbOut: number;
   /** GB a month through a NAT gateway (image pulls, AWS APIs without an endpoint). */
   natGb: number;
@@ -48,6 +55,21 @@ export const DEFAULT_ASSUMPTIONS: Assumptions = {
   gbOut: 0,
   natGb: 2,
   freeDashboards: 3,
+};
+
+/** What each flag means, for `npm run cost -- --help`. */
+export const ASSUMPTION_HELP: Record<keyof Assumptions, string> = {
+  lcu: "ALB capacity units: every NAR above narSizeThreshold streams through the ALB (1 LCU = 1 GB/h processed)",
+  s3Gb: "GB of chunks stored",
+  s3PutThousands: "thousands of S3 PUT/COPY/POST/LIST requests (uploads write one PUT per chunk)",
+  s3GetThousands: "thousands of S3 GETs (one per chunk a download reads)",
+  logGb: "GB of task logs ingested",
+  albLogGb: "GB of ALB access logs stored",
+  gcMinutes: "minutes one scheduled GC run takes",
+  gbOut:
+    "GB a month to clients outside AWS: streamed NARs through the ALB, single-chunk ones redirected to S3 (same price)",
+  natGb: "GB through a NAT gateway",
+  freeDashboards: "CloudWatch dashboards still free in the account (3 per account)",
 };
 
 /** The command-line flag of each assumption (`npm run cost -- --s3-gb 250`). */
@@ -282,6 +304,14 @@ export function estimate(
       Math.max(0, dashboards - a.freeDashboards),
       "dashboards",
       price("cloudwatch.dashboard"),
+    );
+  const rules = of("aws:cloudwatch/eventRule:EventRule").length;
+  if (rules > 0)
+    add(
+      `EventBridge rules on AWS service events (${rules})`,
+      rules,
+      "rules",
+      price("eventbridge.awsServiceEventRule"),
     );
   const secrets = of("aws:secretsmanager/secret:Secret").length;
   if (secrets > 0) add("Secrets Manager secrets", secrets, "secrets", price("secretsmanager.secret"));

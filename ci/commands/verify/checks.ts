@@ -1,10 +1,13 @@
 /**
  * All checks of a stack's outputs, site by site, in the order a user would debug them: the tokens
  * and the nix.conf snippet (local), the endpoint, its certificate, its clock, then each cache. When
- * the endpoint does not answer or its certificate is invalid, what depends on it is skipped.
+ * the endpoint does not answer or its certificate is invalid, what depends on it is skipped. Last,
+ * for the AWS site, whether its alarm topic has a confirmed subscriber (alarms.ts).
  */
 import * as tls from "node:tls";
 import type { StackOutputs } from "../../../components/outputs";
+import { checkAlarmTopic } from "./alarms";
+import { checkPullTokens } from "./pullTokens";
 import { checkCache } from "./caches";
 import { checkCertificate, checkClock, checkEndpoint, checkSnippet } from "./server";
 import { type Check, type Options, type SiteRun, UsageError, sitesOf } from "./site";
@@ -35,12 +38,15 @@ export async function verify(outputs: StackOutputs, opts: Options): Promise<Chec
       add: (check, status, detail) => checks.push({ site: name, check, status, detail }),
     };
     await checkSite(run);
+    // Independent of the endpoint: an alarm topic without a subscriber is a failure of its own.
+    if (name === "aws" && outputs.aws) await checkAlarmTopic(run, outputs.aws.alarmTopicArn);
   }
   return checks;
 }
 
 async function checkSite(run: SiteRun): Promise<void> {
   checkTokens(run);
+  checkPullTokens(run);
   checkSnippet(run);
   const https = new URL(run.site.endpoint).protocol === "https:";
   const skipRest = (why: string, checks: string[]) => {

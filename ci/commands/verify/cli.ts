@@ -5,8 +5,9 @@
  * Proves a deployed cache works for the people who use it, with nothing but the stack's outputs:
  * the endpoint answers, each cache's nix-cache-info and public key are what the outputs (and so
  * every consumer's nix.conf) say, a private cache refuses strangers, each token is what it claims
- * and the server agrees, the clocks agree, the certificate is valid, and the nix.conf snippet lists
- * the checked substituters in the documented order. `pulumi up` succeeding proves none of this.
+ * and the server agrees, the clocks agree, the certificate is valid, the nix.conf snippet lists
+ * the checked substituters in the documented order, and (AWS) the alarm topic has a confirmed
+ * subscriber. `pulumi up` succeeding proves none of this.
  *
  * It only reads: pulls are nix-cache-info and cache-config GETs, pushes are proven with atticd's
  * get-missing-paths query (needs push, writes nothing); create, configure and destroy are never
@@ -33,6 +34,10 @@ Checks a deployed attic cache end to end with the stack's outputs, read-only.
   --cert-warn-days <n>    warn when the certificate or a token expires within n days (default 21)
   --wait <seconds>        how long GET / is retried while a fresh deploy settles (default 180)
   -h, --help              this text
+
+The AWS site's alarm topic must have a confirmed subscription (SNS ListSubscriptionsByTopic with
+the AWS SDK's default credentials; AWS_ENDPOINT_URL_SNS overrides the endpoint): skipped without
+credentials.
 
 One line per check: ✓ passed, ✗ failed, ! warning, skip (and why). Exit status 1 when any check
 failed, 2 on a usage error, 0 otherwise (warnings included).`;
