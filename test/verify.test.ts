@@ -79,7 +79,7 @@ function outputs(endpoint: string, o: { tokens?: TokenConfig[]; n3xKey?: string 
     secret: { substituter: `${endpoint}secret`, publicKey: SECRET_KEY, public: false, priority: 30 },
   };
   const tokens = Object.fromEntries(
-    (o.tokens ?? TOKENS).map((t) => [t.name, mintToken(FIXTURE_SIGNING_KEY_PEM, t)]),
+    (o.tokens ?? TOKENS).map((t) => [t.name, mintToken(FIXTURE_SIGNING_KEY_PEM, t, ["n3x", "secret"])]),
   );
   return {
     sites: ["aws"],

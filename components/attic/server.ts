@@ -5,8 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type * as tls from "@pulumi/tls";
-import { parseHumantime } from "../../config/humantime";
-import type { AtticConfig } from "../../config/schema";
+import { type AtticConfig, retentionSeconds } from "../../config/schema";
 import { AtticCache } from "./cacheProvider";
 import { netrcLine, nixConfSnippet } from "./nixConf";
 import { mintToken } from "./tokens";
@@ -58,7 +57,7 @@ export class AtticServer extends pulumi.ComponentResource {
             isPublic: c.public,
             priority: c.priority,
             upstreamCacheKeyNames: c.upstreamCacheKeyNames,
-            retentionSeconds: c.retention === undefined ? null : Math.round(parseHumantime(c.retention)!),
+            retentionSeconds: c.retention === undefined ? null : retentionSeconds(c.retention),
             destroyOnDelete: c.destroyOnDelete,
             signingKeyPem: args.signingKey.privateKeyPem,
             ...(args.waitSeconds === undefined ? {} : { waitSeconds: args.waitSeconds }),
@@ -77,8 +76,12 @@ export class AtticServer extends pulumi.ComponentResource {
         ),
       );
 
+    const declared = args.attic.caches.map((c) => c.name);
     const tokens = Object.fromEntries(
-      args.attic.tokens.map((t) => [t.name, args.signingKey.privateKeyPem.apply((pem) => mintToken(pem, t))]),
+      args.attic.tokens.map((t) => [
+        t.name,
+        args.signingKey.privateKeyPem.apply((pem) => mintToken(pem, t, declared)),
+      ]),
     );
     this.tokens = pulumi.secret(pulumi.all(tokens));
 
