@@ -1,59 +1,81 @@
 set -eu
 # attic-infra: run the RouterOS steps on stdin on the switch: upload each, /import it, require its done line.
-masters=""
-for tool in ssh scp ssh-agent ssh-add; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "attic-infra: the OpenSSH client ($tool) is needed on this machine to configure the switch" >&2; exit 1; }
-done
-work=$(mktemp -d)
+BACKUP_PLACEHOLDER='@BACKUP@'
+# shellcheck disable=SC1003,SC2016 # literal text, expanded nowhere
+ERROR_PATTERN='failure:|bad command name|syntax error|expected end of command|expected command name|no such item|invalid value|input does not match any value of|missing value\(s\) of argument\(s\)|ambiguous value|not enough permissions|Script Error'
+MIN_MAJOR='7'
+MIN_MINOR='13'
+work=""
 agent=""
 watchdog=""
-cleanup() {
-  for cm in "$work"/c[0-9]*; do if [ -S "$cm" ]; then ssh -F "$work/config" -S "$cm" -O exit switch >/dev/null 2>&1 || true; fi; done
+ssh_client_cleanup() {
+  if command -v ssh_client_on_cleanup >/dev/null 2>&1; then ssh_client_on_cleanup; fi
   if [ -n "$watchdog" ]; then kill "$watchdog" 2>/dev/null || true; fi
   if [ -n "$agent" ]; then kill "$agent" 2>/dev/null || true; fi
-  rm -rf "$work"
+  if [ -n "$work" ]; then rm -rf "$work"; fi
 }
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-if [ "$ROUTEROS_PORT" = 22 ]; then known="$ROUTEROS_HOST"; else known="[$ROUTEROS_HOST]:$ROUTEROS_PORT"; fi
-if [ -n "${ROUTEROS_HOST_KEY:-}" ]; then
-  printf '%s %s\n' "$known" "$ROUTEROS_HOST_KEY" > "$work/known_hosts"
-  printf 'StrictHostKeyChecking yes\nUserKnownHostsFile "%s"\n' "$work/known_hosts" > "$work/config"
-else
-  printf 'StrictHostKeyChecking no\nUserKnownHostsFile /dev/null\n' > "$work/config"
-fi
-# The key goes into an agent of our own through a pipe: it never touches the disk. The agent runs
-# in the foreground of a background job, so its pid is known before anything can kill us.
-if [ -n "${ROUTEROS_PRIVATE_KEY:-}" ]; then
-  ssh-agent -D -a "$work/agent" > /dev/null 2>&1 &
-  agent=$!
-fi
-# SIGKILL runs no trap: a watchdog runs the cleanup once this shell is gone (a subshell has no traps).
-(while kill -0 $$ 2>/dev/null; do sleep 1; done; cleanup) < /dev/null > /dev/null 2>&1 &
-watchdog=$!
-if [ -n "$agent" ]; then
-  export SSH_AUTH_SOCK="$work/agent"
-  # Until it answers: its socket file exists (bind) a moment before it accepts (listen). ssh-add
-  # exits 2 when it cannot reach the agent, 1 for an agent without keys.
-  tries=0
-  while :; do
-    reached=0
-    ssh-add -l >/dev/null 2>&1 || reached=$?
-    [ "$reached" = 2 ] || break
-    tries=$((tries + 1))
-    if [ "$tries" -gt 100 ]; then echo "attic-infra: ssh-agent did not start" >&2; exit 1; fi
-    sleep 0.1
+ssh_client_setup() {
+  purpose=$1
+  key_setting=$2
+  host=$3
+  port=$4
+  host_key=$5
+  private_key=$6
+  shift 6
+  for tool in ssh "$@" ssh-agent ssh-add; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "attic-infra: the OpenSSH client ($tool) is needed on this machine to $purpose" >&2; exit 1; }
   done
-  printf '%s\n' "$ROUTEROS_PRIVATE_KEY" | ssh-add -q - >/dev/null 2>&1 || {
-    echo "attic-infra: the key in attic-infra:mikrotik.privateKey could not be loaded (ssh-add); give an unencrypted OpenSSH or PEM private key" >&2
-    exit 1
-  }
-  # IdentitiesOnly no: a user's "IdentitiesOnly yes" (if their ssh_config is included) would hide it.
-  printf 'IdentityAgent "%s"\nIdentitiesOnly no\n' "$work/agent" >> "$work/config"
-fi
+  work=$(mktemp -d)
+  trap ssh_client_cleanup EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+
+  if [ "$port" = 22 ]; then known="$host"; else known="[$host]:$port"; fi
+  if [ -n "$host_key" ]; then
+    printf '%s %s\n' "$known" "$host_key" > "$work/known_hosts"
+    printf 'StrictHostKeyChecking yes\nUserKnownHostsFile "%s"\n' "$work/known_hosts" > "$work/config"
+  else
+    printf 'StrictHostKeyChecking no\nUserKnownHostsFile /dev/null\n' > "$work/config"
+  fi
+  # The key goes into an agent of our own through a pipe: it never touches the disk. The agent runs
+  # in the foreground of a background job, so its pid is known before anything can kill us.
+  if [ -n "$private_key" ]; then
+    ssh-agent -D -a "$work/agent" > /dev/null 2>&1 &
+    agent=$!
+  fi
+  # SIGKILL runs no trap: a watchdog runs the cleanup once this shell is gone (a subshell has no traps).
+  (while kill -0 $$ 2>/dev/null; do sleep 1; done; ssh_client_cleanup) < /dev/null > /dev/null 2>&1 &
+  watchdog=$!
+  if [ -n "$agent" ]; then
+    export SSH_AUTH_SOCK="$work/agent"
+    # Until it answers: its socket file exists (bind) a moment before it accepts (listen). ssh-add
+    # exits 2 when it cannot reach the agent, 1 for an agent without keys.
+    tries=0
+    while :; do
+      reached=0
+      ssh-add -l >/dev/null 2>&1 || reached=$?
+      [ "$reached" = 2 ] || break
+      tries=$((tries + 1))
+      if [ "$tries" -gt 100 ]; then echo "attic-infra: ssh-agent did not start" >&2; exit 1; fi
+      sleep 0.1
+    done
+    printf '%s\n' "$private_key" | ssh-add -q - >/dev/null 2>&1 || {
+      echo "attic-infra: the key in $key_setting could not be loaded (ssh-add); give an unencrypted OpenSSH or PEM private key" >&2
+      exit 1
+    }
+    # IdentitiesOnly no: a user's "IdentitiesOnly yes" (if their ssh_config is included) would hide it.
+    printf 'IdentityAgent "%s"\nIdentitiesOnly no\n' "$work/agent" >> "$work/config"
+  fi
+}
+masters=""
+# By their sockets, not the $masters list: after a SIGKILL the watchdog runs this with the list as it
+# was when the watchdog started (empty), and a master would otherwise stay open for good.
+ssh_client_on_cleanup() {
+  for cm in "$work"/c[0-9]*; do if [ -S "$cm" ]; then ssh -F "$work/config" -S "$cm" -O exit switch >/dev/null 2>&1 || true; fi; done
+}
+ssh_client_setup "configure the switch" "attic-infra:mikrotik.privateKey" \
+  "$ROUTEROS_HOST" "$ROUTEROS_PORT" "${ROUTEROS_HOST_KEY:-}" "${ROUTEROS_PRIVATE_KEY:-}" scp
 {
   echo "Host switch"
   echo "  HostName \"$ROUTEROS_HOST\""
@@ -71,7 +93,7 @@ awk -v dir="$work" '
 [ -s "$work/steps" ] || { echo "attic-infra: no RouterOS steps on stdin" >&2; exit 1; }
 backup="attic-infra-$(date -u +%Y%m%d-%H%M%S)"
 while read -r file _ _; do
-  sed "s/@BACKUP@/$backup/g" "$file" > "$file.tmp" && mv "$file.tmp" "$file"
+  sed "s/$BACKUP_PLACEHOLDER/$backup/g" "$file" > "$file.tmp" && mv "$file.tmp" "$file"
 done < "$work/steps"
 
 if [ -n "$agent" ]; then
@@ -140,7 +162,7 @@ run_step() {
     echo "attic-infra: ssh $where failed during $2 (exit $status); see the lines above" >&2
     exit 1
   fi
-  bad=$(grep -E -m 1 'failure:|bad command name|syntax error|expected end of command|expected command name|no such item|invalid value|input does not match any value of|missing value\(s\) of argument\(s\)|ambiguous value|not enough permissions|Script Error' "$work/out" || true)
+  bad=$(grep -E -m 1 "$ERROR_PATTERN" "$work/out" || true)
   if [ -n "$bad" ]; then
     ros "/file remove [find where name=\"$name\"]" > /dev/null || true
     echo "attic-infra: RouterOS reported an error in $2: $bad" >&2
@@ -169,8 +191,8 @@ if ! version=$(ros ':put [/system resource get version]'); then
   exit 1
 fi
 version=$(printf '%s\n' "$version" | head -n 1)
-if ! printf '%s\n' "$version" | awk -F '[. ]' '{ exit !($1 ~ /^[0-9]+$/ && ($1 > 7 || ($1 == 7 && $2 >= 13))) }'; then
-  echo "attic-infra: the switch at $where runs RouterOS ${version:-(it printed no version)}; attic-infra needs RouterOS 7.13 or newer ('export … where' exists only from 7.13). Upgrade it (/system package update install), then run pulumi up again" >&2
+if ! printf '%s\n' "$version" | awk -v major="$MIN_MAJOR" -v minor="$MIN_MINOR" -F '[. ]' '{ exit !($1 ~ /^[0-9]+$/ && ($1 > major || ($1 == major && $2 >= minor))) }'; then
+  echo "attic-infra: the switch at $where runs RouterOS ${version:-(it printed no version)}; attic-infra needs RouterOS $MIN_MAJOR.$MIN_MINOR or newer ('export … where' exists only from $MIN_MAJOR.$MIN_MINOR). Upgrade it (/system package update install), then run pulumi up again" >&2
   exit 1
 fi
 while read -r file step flag; do

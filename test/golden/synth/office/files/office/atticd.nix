@@ -64,6 +64,7 @@
           set -eu
           dir='/var/backup/atticd'
           db='/var/lib/atticd/server.db'
+          keep='14'
           mkdir -p "$dir"
           chmod 0700 "$dir"
           if [ ! -f "$db" ]; then
@@ -73,7 +74,7 @@
           stamp=$(date -u +%Y%m%dT%H%M%SZ)
           sqlite3 "$db" ".backup '$dir/server-$stamp.db'"
           set -- "$dir"/server-*.db
-          remove=$(($# - 14))
+          remove=$(($# - keep))
           for old in "$@"; do
             [ "$remove" -gt 0 ] || break
             rm -f -- "$old"

@@ -152,14 +152,26 @@
         script = ''
           set -eu
           dir='/var/backup/atticd'
-          keep_days=14
+          keep_days='14'
+          database='postgresql'
+          db='''
+          dest='s3://example-attic/attic-infra/db-dumps/'
+          endpoint='https://s3.eu-central-003.backblazeb2.com'
           mkdir -p "$dir"
           chmod 0700 "$dir"
           stamp=$(date -u +%Y%m%dT%H%M%SZ)
-          name="atticd-$stamp.pgdump"
+          if [ "$database" = postgresql ]; then name="atticd-$stamp.pgdump"; else name="atticd-$stamp.db"; fi
           tmp="$dir/.$name.partial"
           trap 'rm -f "$tmp"' EXIT
-          runuser -u postgres -- pg_dump --format=custom atticd >"$tmp"
+          if [ "$database" = postgresql ]; then
+            runuser -u postgres -- pg_dump --format=custom atticd >"$tmp"
+          else
+            if [ ! -f "$db" ]; then
+              echo "no atticd database yet; nothing to dump"
+              exit 0
+            fi
+            sqlite3 "$db" ".backup '$tmp'"
+          fi
           mv "$tmp" "$dir/$name"
           echo "dumped to $dir/$name"
           cutoff=$(date -u -d "-$keep_days days" +%Y%m%dT%H%M%SZ)
@@ -171,13 +183,14 @@
             rm -f -- "$dir/$old"
             echo "deleted $dir/$old"
           done
-          dest='s3://example-attic/attic-infra/db-dumps/'
-          aws s3 cp --only-show-errors --endpoint-url 'https://s3.eu-central-003.backblazeb2.com' "$dir/$name" "$dest$name"
-          echo "copied to $dest$name"
-          aws s3 ls --endpoint-url 'https://s3.eu-central-003.backblazeb2.com' "$dest" | awk '{ print $4 }' | expired | while read -r old; do
-            aws s3 rm --only-show-errors --endpoint-url 'https://s3.eu-central-003.backblazeb2.com' "$dest$old"
-            echo "deleted $dest$old"
-          done
+          if [ -n "$dest" ]; then
+            aws s3 cp --only-show-errors ''${endpoint:+--endpoint-url "$endpoint"} "$dir/$name" "$dest$name"
+            echo "copied to $dest$name"
+            aws s3 ls ''${endpoint:+--endpoint-url "$endpoint"} "$dest" | awk '{ print $4 }' | expired | while read -r old; do
+              aws s3 rm --only-show-errors ''${endpoint:+--endpoint-url "$endpoint"} "$dest$old"
+              echo "deleted $dest$old"
+            done
+          fi
         '';
       };
       atticd-dump-before-upgrade = {
@@ -226,8 +239,7 @@
           trap 'rm -f "$tmp"' EXIT
           runuser -u postgres -- pg_dump --format=custom atticd >"$tmp"
           mv "$tmp" "$dir/$name"
-          printf '%s
-          ' "$ATTICD_PACKAGE" >"$marker"
+          printf '%s\n' "$ATTICD_PACKAGE" >"$marker"
           echo "dumped to $dir/$name before atticd $ATTICD_PACKAGE starts"
         '';
       };

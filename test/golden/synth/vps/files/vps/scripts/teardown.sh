@@ -5,6 +5,14 @@ MODULE='/etc/nixos/attic-infra/atticd.nix'
 STATE='/var/lib/attic-infra'
 PENDING='/var/lib/attic-infra/pending-deploy'
 ENV_FILE='/var/lib/attic-infra/atticd.env'
+FLAKE=''
+TIMEOUT_SECONDS='600'
+# shellcheck disable=SC1003,SC2016 # literal text, expanded nowhere
+REMOVED_MODULE='# attic-infra (stack vps) was removed from this host. atticd'\''s state in /var/lib/atticd is kept.
+# Remove the `./attic-infra/atticd.nix` import from the host'\''s configuration, then this file.
+{ ... }:
+{ }
+'
 fail() {
   echo "attic-infra: $*" >&2
   exit 1
@@ -18,18 +26,13 @@ flock -w 120 9 || fail "the deploy lock $STATE/lock is still held after 120 s; t
 systemctl stop attic-infra-rollback.timer 2>/dev/null || true
 rm -rf "$PENDING"
 if [ -f "$MODULE" ]; then cp -p "$MODULE" "$MODULE.previous"; fi
-# shellcheck disable=SC2016 # literal text, expanded nowhere
-printf '%s' '# attic-infra (stack vps) was removed from this host. atticd'\''s state in /var/lib/atticd is kept.
-# Remove the `./attic-infra/atticd.nix` import from the host'\''s configuration, then this file.
-{ ... }:
-{ }
-' > "$MODULE"
+printf '%s' "$REMOVED_MODULE" > "$MODULE"
 work="$STATE/work"
 rm -rf "$work"
 mkdir -m 0700 "$work"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-if ! timeout 600 nixos-rebuild switch > "$work/log" 2>&1; then
+if ! timeout "$TIMEOUT_SECONDS" nixos-rebuild switch ${FLAKE:+--flake "$FLAKE"} > "$work/log" 2>&1; then
   tail -n 40 "$work/log" >&2
   if [ -f "$MODULE.previous" ]; then cp -p "$MODULE.previous" "$MODULE"; fi
   fail "nixos-rebuild switch failed while removing the module (last lines above); the module was restored"
