@@ -6,6 +6,8 @@
  * and updates), which the provider's header documents.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 // @ts-expect-error: no type declarations; a dependency of @pulumi/pulumi.
 import requireFromString from "require-from-string";
@@ -21,6 +23,7 @@ import {
   updateCache,
 } from "../../components/attic/cacheProvider";
 import { FakeAtticd } from "../support/fakeAtticd";
+import { ROOT } from "../support/stacks";
 import { freePort } from "../support/sshd";
 import { FIXTURE_SIGNING_KEY_PEM } from "../../ci/commands/synth/mocks";
 
@@ -409,9 +412,7 @@ describe("the provider as Pulumi stores it", () => {
 
   it("refuses a token signing key over 4096 bits, which atticd would not start with", async () => {
     const { server, endpoint } = await started();
-    const big = generateKeyPairSync("rsa", { modulusLength: 4104 })
-      .privateKey.export({ type: "pkcs8", format: "pem" })
-      .toString();
+    const big = readFileSync(path.join(ROOT, "test", "fixtures", "rsa-4104-signing-key.pem"), "utf8");
     const provider = await loadedProvider();
     await expect(provider.create(inputs(endpoint, { signingKeyPem: big }))).rejects.toThrow(
       "attic cache n3x: the token signing key is 4104-bit RSA; atticd refuses keys over 4096 bits",
