@@ -1,5 +1,6 @@
 /** attic-infra:attic — the server, shared by every site that runs atticd. */
 import { z } from "zod";
+import { parseHumantime } from "./humantime";
 import {
   evenIfInvalid,
   humantime,
@@ -13,7 +14,16 @@ import {
   show,
 } from "./fields";
 
+/** attic's CACHE_NAME_REGEX (attic/src/cache.rs): names in paths and bodies. */
 export const CACHE_NAME = /^[A-Za-z0-9][A-Za-z0-9-_+]{0,49}$/;
+/**
+ * attic's CACHE_NAME_PATTERN_REGEX (attic/src/cache.rs): the keys of a token's permissions. `*` is
+ * the only wildcard; a key that does not match makes atticd ignore the whole token.
+ */
+export const CACHE_NAME_PATTERN = /^[A-Za-z0-9*][A-Za-z0-9-_+*]{0,49}$/;
+
+/** atticd stores a cache's retention as a 32-bit signed number of seconds (server entity/cache.rs). */
+export const MAX_RETENTION_SECONDS = 2_147_483_647;
 
 export const PERMISSIONS = [
   "pull",
@@ -61,8 +71,13 @@ const cacheSchema = z.strictObject({
   priority: int("a cache priority", 0, 2_147_483_647).default(41),
   /** Store paths signed by these keys are not uploaded again. Default [cache.nixos.org-1]. */
   upstreamCacheKeyNames: z.array(noControlChars("a key name")).default(["cache.nixos.org-1"]),
-  /** Time-based GC for this cache; unset: the server's default retention. */
-  retention: humantime.optional(),
+  /** Time-based GC for this cache; unset: the server's default retention. At most 2147483647 s. */
+  retention: humantime
+    .refine((s) => retentionSeconds(s) <= MAX_RETENTION_SECONDS, {
+      error: (i) =>
+        `${show(i.input)} is ${retentionSeconds(String(i.input))} s; atticd keeps a cache's retention as a 32-bit signed number of seconds, at most ${MAX_RETENTION_SECONDS} s (about 68 years): use a shorter period, or leave retention unset for the server's default`,
+    })
+    .optional(),
   /** Destroy the cache (and its signing key) when it is removed from config. Default false. */
   destroyOnDelete: z.boolean({ error: (i) => `${show(i.input)} is not true or false` }).default(false),
 });
@@ -233,13 +248,17 @@ export const atticSchema = z
       }
       // Without a list of caches there is nothing to match the patterns against.
       if (!isRecord(t.permissions) || !Array.isArray(a.caches)) continue;
+      let patternsValid = true;
       for (const pattern of Object.keys(t.permissions)) {
         const path = ["tokens", i, "permissions", pattern];
-        if (!/^[A-Za-z0-9*?][A-Za-z0-9-_+*?]{0,49}$/.test(pattern)) {
+        if (!CACHE_NAME_PATTERN.test(pattern)) {
+          patternsValid = false;
           ctx.addIssue({
             code: "custom",
             path,
-            message: `${show(pattern)} is neither a cache name nor a glob like n3x-*`,
+            message: pattern.includes("?")
+              ? `${show(pattern)} uses ?, which atticd does not accept in a token (only * is a wildcard): it would ignore the whole token and treat its holder as anonymous; write a glob with * or list the caches`
+              : `${show(pattern)} is neither a cache name nor a glob like n3x-* (a letter, digit or *, then up to 49 of A-Z a-z 0-9 - _ + *)`,
           });
         } else if (![...names].some((n) => globMatches(pattern, n))) {
           ctx.addIssue({
@@ -249,17 +268,65 @@ export const atticSchema = z
           });
         }
       }
+      if (!patternsValid) continue;
+      const permissions = Object.fromEntries(
+        Object.entries(t.permissions).map(([p, v]) => [
+          p,
+          Array.isArray(v) ? v.filter((x): x is Permission => PERMISSIONS.includes(x as Permission)) : [],
+        ]),
+      );
+      const publicCaches = new Set(
+        [...records(a.caches)].filter(([c]) => c.public === true && isStr(c.name)).map(([c]) => c.name),
+      );
+      for (const [cache, granted] of grantsByCache(permissions, [...names])) {
+        if (publicCaches.has(cache) || !granted.has("push") || granted.has("pull")) continue;
+        const pusher = Object.keys(permissions).find(
+          (p) => globMatches(p, cache) && permissions[p]!.includes("push"),
+        )!;
+        ctx.addIssue({
+          code: "custom",
+          path: ["tokens", i, "permissions", pusher],
+          message: `grants push on the private cache ${show(cache)} but nothing grants pull there: attic push and attic use read the cache's configuration first, which needs pull (atticd answers 403), so the token could not push; add pull`,
+        });
+      }
     }
   }, evenIfInvalid);
 export type AtticConfig = z.infer<typeof atticSchema>;
 
-/** atticd's cache-name globs: `*` any run of characters, `?` one character. */
+/** Seconds of a retention duration, as the cache provider sends them (a whole number). */
+export function retentionSeconds(duration: string): number {
+  return Math.round(parseHumantime(duration) ?? 0);
+}
+
+/**
+ * Whether a token's permission key covers a cache: the key itself, or a glob where `*` is any run
+ * of characters, the empty one included (wildmatch, which attic's CacheNamePattern uses).
+ */
 export function globMatches(pattern: string, name: string): boolean {
   const re = new RegExp(
     `^${pattern
-      .split("")
-      .map((ch) => (ch === "*" ? ".*" : ch === "?" ? "." : ch.replace(/[-+]/g, "\\$&")))
-      .join("")}$`,
+      .split("*")
+      .map((part) => part.replace(/[-+]/g, "\\$&"))
+      .join(".*")}$`,
   );
   return re.test(name);
+}
+
+/**
+ * What a token's permissions grant on each declared cache: the union of every key that covers it,
+ * by cache name in a stable (code point) order, caches granted nothing left out. Tokens carry this
+ * expansion, not the globs: atticd takes the first matching key, not the union.
+ */
+export function grantsByCache(
+  permissions: Partial<Record<string, readonly Permission[]>>,
+  caches: readonly string[],
+): Map<string, Set<Permission>> {
+  const grants = new Map<string, Set<Permission>>();
+  for (const cache of [...caches].sort()) {
+    const granted = new Set<Permission>();
+    for (const [pattern, perms] of Object.entries(permissions))
+      if (globMatches(pattern, cache)) for (const p of perms ?? []) granted.add(p);
+    if (granted.size > 0) grants.set(cache, granted);
+  }
+  return grants;
 }

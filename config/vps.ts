@@ -42,7 +42,10 @@ const domain = z
         message: `${show(d)} is in .local, the mDNS domain: no public DNS answers for it and Let's Encrypt issues no certificate for it. Use a name in a domain you own`,
       });
     }
-  });
+  })
+  // atticd compares the Host header with allowed-hosts exactly (server middleware.rs, restrict_host)
+  // and curl, which Nix uses, sends the host as written: every URL handed out is lower case.
+  .transform((d) => d.toLowerCase());
 
 const acmeEmail = z.email({
   error: required(
@@ -113,7 +116,7 @@ const vpsStorage = z
 export const vpsSchema = z
   .strictObject({
     ...sshFields("root"),
-    /** The public name: api-endpoint https://<domain>/, the certificate, atticd's allowed-hosts. */
+    /** The public name, lower-cased: api-endpoint https://<domain>/, the certificate, atticd's allowed-hosts. */
     domain,
     /** Let's Encrypt account email. */
     acmeEmail,

@@ -168,6 +168,46 @@ describe("rejections name the full key path", () => {
     ).toMatch(/^attic-infra:attic\.tokens\[0\]\.permissions\["x-\*"\]: "x-\*" matches no cache/);
   });
 
+  it("a glob with ? is refused: atticd would ignore the whole token (only * is a wildcard)", () => {
+    expect(
+      problemsAfter("dev", (b) => (b["attic-infra:attic"].tokens[0].permissions = { "n3?": ["pull"] })),
+    ).toEqual([
+      'attic-infra:attic.tokens[0].permissions["n3?"]: "n3?" uses ?, which atticd does not accept in a token (only * is a wildcard): it would ignore the whole token and treat its holder as anonymous; write a glob with * or list the caches',
+    ]);
+    expect(
+      problemsAfter("dev", (b) => (b["attic-infra:attic"].tokens[0].permissions = { "n3x.*": ["pull"] })),
+    ).toEqual([
+      'attic-infra:attic.tokens[0].permissions["n3x.*"]: "n3x.*" is neither a cache name nor a glob like n3x-* (a letter, digit or *, then up to 49 of A-Z a-z 0-9 - _ + *)',
+    ]);
+  });
+
+  it("push without pull on a private cache is refused: attic push reads the cache's config first", () => {
+    const withCaches = (b: Blocks, permissions: Record<string, string[]>) => {
+      b["attic-infra:attic"].caches = [
+        { name: "n3x", public: true },
+        { name: "secret" },
+        { name: "secret-b" },
+      ];
+      b["attic-infra:attic"].tokens[0].permissions = permissions;
+    };
+    expect(problemsAfter("dev", (b) => withCaches(b, { "secret*": ["push"], n3x: ["push"] }))).toEqual([
+      'attic-infra:attic.tokens[0].permissions["secret*"]: grants push on the private cache "secret" but nothing grants pull there: attic push and attic use read the cache\'s configuration first, which needs pull (atticd answers 403), so the token could not push; add pull',
+      'attic-infra:attic.tokens[0].permissions["secret*"]: grants push on the private cache "secret-b" but nothing grants pull there: attic push and attic use read the cache\'s configuration first, which needs pull (atticd answers 403), so the token could not push; add pull',
+    ]);
+    // Pull from another key covering the cache is enough; a public cache needs none.
+    expect(problemsAfter("dev", (b) => withCaches(b, { "secret*": ["push"], "*": ["pull"] }))).toEqual([]);
+    expect(problemsAfter("dev", (b) => withCaches(b, { n3x: ["push"] }))).toEqual([]);
+  });
+
+  it("a cache's retention above 2147483647 s is refused (atticd stores it as i32)", () => {
+    expect(problemsAfter("dev", (b) => (b["attic-infra:attic"].caches[0].retention = "100 years"))).toEqual([
+      "attic-infra:attic.caches[0].retention: \"100 years\" is 3155760000 s; atticd keeps a cache's retention as a 32-bit signed number of seconds, at most 2147483647 s (about 68 years): use a shorter period, or leave retention unset for the server's default",
+    ]);
+    expect(problemsAfter("dev", (b) => (b["attic-infra:attic"].caches[0].retention = "68 years"))).toEqual(
+      [],
+    );
+  });
+
   it("an unknown permission", () => {
     expect(
       problemsAfter("dev", (b) => (b["attic-infra:attic"].tokens[0].permissions = { n3x: ["admin"] })),

@@ -263,7 +263,7 @@ describe("the checker's rules, each against the real wire format", () => {
       new AtticCache("bad", { ...cacheArgs, ...misspelt });
     });
     expect(problems).toEqual([
-      `${urn(CACHE, "bad")}: destroyOnDelte is not an input of ${CACHE}; its inputs are apiEndpoint, destroyOnDelete, isPublic, name, priority, retentionSeconds, retryIntervalSeconds, signingKeyPem, upstreamCacheKeyNames, waitSeconds`,
+      `${urn(CACHE, "bad")}: destroyOnDelte is not an input of ${CACHE}; its inputs are apiEndpoint, destroyOnDelete, isPublic, name, priority, retentionSeconds, retryIntervalSeconds, signingKeyPem, storeDir, upstreamCacheKeyNames, waitSeconds`,
     ]);
   });
 

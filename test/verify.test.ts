@@ -8,6 +8,8 @@
 import { execFile } from "node:child_process";
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
@@ -16,7 +18,8 @@ import { main } from "../ci/commands/verify/cli";
 import { UsageError } from "../ci/commands/verify/site";
 import { multiSiteNixConfSnippet } from "../components/attic/nixConf";
 import { nixConfSnippet, netrcLine } from "../components/attic/server";
-import { mintToken } from "../components/attic/tokens";
+import { ATTIC_CLAIM, type AtticClaims, mintToken, signJwt } from "../components/attic/tokens";
+import { grants, whyAtticdIgnores } from "../ci/commands/verify/tokens";
 import type { TokenConfig } from "../config/schema";
 import { type TestCertificates, makeTestCertificates } from "./support/certs";
 import { FakeAtticd } from "./support/fakeAtticd";
@@ -77,14 +80,18 @@ async function server(opts: { tls?: { key: string; cert: string }; secretIsPubli
 }
 
 /** Stack outputs as index.ts exports them, for one site at `endpoint`. */
-function outputs(endpoint: string, o: { tokens?: TokenConfig[]; n3xKey?: string } = {}) {
+function outputs(
+  endpoint: string,
+  o: { tokens?: TokenConfig[]; n3xKey?: string; raw?: Record<string, string> } = {},
+) {
   const caches = {
     n3x: { substituter: `${endpoint}n3x`, publicKey: o.n3xKey ?? N3X_KEY, public: true, priority: 41 },
     secret: { substituter: `${endpoint}secret`, publicKey: SECRET_KEY, public: false, priority: 30 },
   };
   const tokens = Object.fromEntries(
-    (o.tokens ?? TOKENS).map((t) => [t.name, mintToken(FIXTURE_SIGNING_KEY_PEM, t)]),
+    (o.tokens ?? TOKENS).map((t) => [t.name, mintToken(FIXTURE_SIGNING_KEY_PEM, t, ["n3x", "secret"])]),
   );
+  Object.assign(tokens, o.raw);
   return {
     sites: ["aws"],
     tokenPublicKey: PUBLIC_KEY,
@@ -223,7 +230,7 @@ describe("npm run verify over HTTP", () => {
     const r = await verify(outputs(endpoint));
     expect(r.code).toBe(1);
     expect(r.lines.filter((l) => l.startsWith("✗"))).toEqual([
-      "✗    aws: cache n3x nix-cache-info — Priority is 40, the outputs say 41 (pulumi refresh does not see this drift: fix it with attic cache configure <server>:n3x and a token that may configure the cache)",
+      "✗    aws: cache n3x nix-cache-info — Priority is 40, the outputs say 41 (pulumi refresh reads the server's settings back, and the next pulumi up restores the configured ones)",
     ]);
   });
 
@@ -263,8 +270,97 @@ describe("npm run verify over HTTP", () => {
     const r = await verify(outputs(endpoint));
     expect(r.code).toBe(1);
     expect(r.line("cache secret refuses anonymous access")).toBe(
-      `✗    aws: cache secret refuses anonymous access — ${endpoint}secret/nix-cache-info answered 200 to an anonymous request, but the outputs say the cache is private: the server has it public. pulumi refresh does not see this (the program reads back only the key): run attic cache configure <server>:secret --private with a token that may configure the cache, or declare it public: true in attic-infra:attic.caches`,
+      `✗    aws: cache secret refuses anonymous access — ${endpoint}secret/nix-cache-info answered 200 to an anonymous request, but the outputs say the cache is private: the server has it public. pulumi refresh reads that back and the next pulumi up makes it private again; or declare it public: true in attic-infra:attic.caches`,
     );
+  });
+
+  it("anonymous 403 or 404 on a private cache is a failure: atticd answers exactly 401, so something in front answered", async () => {
+    const { endpoint } = await server();
+    for (const status of [403, 404]) {
+      // A proxy with its own rule for the private cache's anonymous requests; the rest reaches atticd.
+      const proxy = http.createServer((req, res) => {
+        if (!req.headers.authorization && req.url === "/secret/nix-cache-info") {
+          res.writeHead(status, { "content-type": "text/html" });
+          return void res.end("<html>denied</html>");
+        }
+        const upstream = http.request(
+          new URL(req.url!, endpoint),
+          { method: req.method, headers: req.headers },
+          (up) => {
+            res.writeHead(up.statusCode!, up.headers);
+            up.pipe(res);
+          },
+        );
+        req.pipe(upstream);
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+      const front = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/`;
+      try {
+        const r = await verify(outputs(front));
+        expect(r.code).toBe(1);
+        expect(r.line("cache secret refuses anonymous access")).toBe(
+          `✗    aws: cache secret refuses anonymous access — anonymous nix-cache-info answered ${status}; atticd answers an anonymous request for a private cache with exactly 401 Unauthorized, so this answer comes from something in front of it (a proxy, a load balancer rule) or the substituter URL reaches another server`,
+        );
+      } finally {
+        proxy.closeAllConnections();
+        await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      }
+    }
+  });
+
+  it("a token with push but not pull on a private cache fails: attic push reads the cache's config first, which needs pull", async () => {
+    const { endpoint } = await server();
+    // Minted as an older version did (the config now refuses push without pull on a private cache).
+    const r = await verify(
+      outputs(endpoint, {
+        tokens: [token({ name: "ci", permissions: { n3x: ["pull", "push"], secret: ["push"] } })],
+      }),
+    );
+    expect(r.code).toBe(1);
+    expect(r.lines.filter((l) => l.startsWith("✗"))).toEqual([
+      "✗    aws: token ci may push to secret — get-missing-paths answered 200, but the token cannot pull secret, which is private: attic push and attic use read the cache's configuration first (GET cache-config answered 403 AccessError with this token), so every push fails; add pull to its permissions, pulumi up, then re-run ci-secrets",
+    ]);
+    expect(r.line("token ci is refused pull on secret")).toMatch(
+      /^✓ .*nix-cache-info answered 403 AccessError$/,
+    );
+  });
+
+  it("tokens whose claims atticd would drop fail with the reason, and are not used against the server", async () => {
+    const { endpoint, s } = await server();
+    const claims = (caches: unknown) =>
+      ({ sub: "x", exp: 4102444800, [ATTIC_CLAIM]: { caches } }) as unknown as AtticClaims;
+    const glob = signJwt(FIXTURE_SIGNING_KEY_PEM, claims({ "secre?": { r: 1 } }));
+    const bool = signJwt(FIXTURE_SIGNING_KEY_PEM, claims({ secret: { r: 1, w: true } }));
+    const r = await verify(
+      outputs(endpoint, {
+        tokens: [],
+        raw: { glob, bool },
+      }),
+    );
+    expect(r.code).toBe(1);
+    const fix =
+      "; fix the token's permissions in attic-infra:attic.tokens, pulumi up, then re-run ci-secrets";
+    expect(r.line("token glob")).toBe(
+      `✗    aws: token glob — atticd would ignore it and treat every request with it as anonymous: its permission key "secre?" is not a cache name or a glob atticd reads (only * is a wildcard)${fix}`,
+    );
+    expect(r.line("token bool")).toBe(
+      `✗    aws: token bool — atticd would ignore it and treat every request with it as anonymous: "w" on "secret" is true, not the integer 0 or 1${fix}`,
+    );
+    expect(r.line("token bool on secret")).toBe(
+      "skip aws: token bool on secret — the token itself is not valid (see above)",
+    );
+    // verify never sent them; the stand-in agrees that atticd would take both as anonymous.
+    expect(s.requests.filter((q) => q.tokenError)).toEqual([]);
+    for (const jwt of [glob, bool]) {
+      const a = await fetch(`${endpoint}secret/nix-cache-info`, {
+        headers: { authorization: `Bearer ${jwt}` },
+      });
+      expect([a.status, s.requests.at(-1)!.subject, s.requests.at(-1)!.tokenError !== undefined]).toEqual([
+        401,
+        null,
+        true,
+      ]);
+    }
   });
 
   it("a private cache no exported token may pull: its content and key checks are skipped, refusals still checked", async () => {
@@ -567,3 +663,27 @@ function makeOtherKey(): string {
     .privateKey.export({ type: "pkcs8", format: "pem" })
     .toString();
 }
+
+describe("how verify reads a token's claims (ci/commands/verify/tokens.ts)", () => {
+  it("grants: the exact name, then the first matching key in claim order, as atticd; names of Object.prototype members are plain", () => {
+    const c = (caches: unknown) => ({ [ATTIC_CLAIM]: { caches } });
+    expect(grants(c({ "*": { r: 1 }, "n3x-*": { r: 1, w: 1 } }), "n3x-foo")).toEqual({ r: 1 });
+    expect(grants(c({ "*": { r: 1 }, "n3x-foo": {} }), "n3x-foo")).toEqual({});
+    expect(grants(c({ "n3x-*": { w: 1 } }), "n3x-")).toEqual({ w: 1 });
+    expect(grants(c({ n3x: { r: 1 } }), "constructor")).toEqual({});
+    expect(grants(c({ constructor: { r: 1 } }), "constructor")).toEqual({ r: 1 });
+  });
+
+  it("whyAtticdIgnores reads numbers as written: 1.0 is not 1; a missing letter or an unknown one is fine", () => {
+    const tok = (payload: string) =>
+      `${Buffer.from('{"alg":"RS256","typ":"JWT"}').toString("base64url")}.${Buffer.from(payload).toString("base64url")}.x`;
+    expect(whyAtticdIgnores(tok(`{"${ATTIC_CLAIM}":{"caches":{"a":{"r":1.0}}}}`))).toBe(
+      '"r" on "a" is 1.0, not the integer 0 or 1',
+    );
+    expect(whyAtticdIgnores(tok(`{"${ATTIC_CLAIM}":{"caches":{"a":{"r":1,"x":"y"}}}}`))).toBeUndefined();
+    expect(whyAtticdIgnores(tok(`{"exp":"1","${ATTIC_CLAIM}":{"caches":{}}}`))).toBe(
+      "its exp is not a number",
+    );
+    expect(whyAtticdIgnores(tok(`{"sub":"x"}`))).toBe(`it has no ${ATTIC_CLAIM} claim with caches`);
+  });
+});

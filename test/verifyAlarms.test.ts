@@ -97,12 +97,16 @@ function outputs(topicArn: string) {
   const caches = {
     n3x: { substituter: `${atticEndpoint}n3x`, publicKey: N3X_KEY, public: true, priority: 41 },
   };
-  const ci = mintToken(FIXTURE_SIGNING_KEY_PEM, {
-    name: "ci",
-    subject: "github-actions",
-    validUntil: "2099-12-31",
-    permissions: { n3x: ["pull", "push"] },
-  });
+  const ci = mintToken(
+    FIXTURE_SIGNING_KEY_PEM,
+    {
+      name: "ci",
+      subject: "github-actions",
+      validUntil: "2099-12-31",
+      permissions: { n3x: ["pull", "push"] },
+    },
+    ["n3x"],
+  );
   return {
     sites: ["aws"],
     tokenPublicKey: PUBLIC_KEY,

@@ -36,7 +36,7 @@ async function pullTokenLines(pullTokens: Record<string, string>): Promise<strin
       office: {
         endpoint,
         caches: { n3x: { substituter: `${endpoint}n3x`, publicKey: "n3x:AAAA", public: true, priority: 41 } },
-        tokens: { ci: mintToken(FIXTURE_SIGNING_KEY_PEM, CI) },
+        tokens: { ci: mintToken(FIXTURE_SIGNING_KEY_PEM, CI, ["n3x"]) },
         pullTokens,
         nixConf: "",
         netrc: {},
@@ -51,7 +51,7 @@ async function pullTokenLines(pullTokens: Record<string, string>): Promise<strin
 
 describe("verify: pull tokens", () => {
   it("passes a pull-only token that verifies", async () => {
-    expect(await pullTokenLines({ ci: mintToken(FIXTURE_SIGNING_KEY_PEM, pullOnly(CI)!) })).toEqual([
+    expect(await pullTokenLines({ ci: mintToken(FIXTURE_SIGNING_KEY_PEM, pullOnly(CI)!, ["n3x"]) })).toEqual([
       "✓    office: pull token ci — subject github-actions-pull, pull only on n3x; signature verifies",
     ]);
   });
@@ -61,8 +61,8 @@ describe("verify: pull tokens", () => {
       .privateKey.export({ type: "pkcs8", format: "pem" })
       .toString();
     const lines = await pullTokenLines({
-      ci: mintToken(FIXTURE_SIGNING_KEY_PEM, CI),
-      forged: mintToken(other, pullOnly(CI)!),
+      ci: mintToken(FIXTURE_SIGNING_KEY_PEM, CI, ["n3x"]),
+      forged: mintToken(other, pullOnly(CI)!, ["n3x"]),
     });
     expect(lines).toEqual([
       "✗    office: pull token ci — grants w on n3x: pull-request jobs get this token, so unreviewed code could write to the cache; it must grant pull alone (run pulumi up, then ci-secrets)",

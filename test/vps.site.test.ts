@@ -3,10 +3,12 @@
  * host, in which order, and what the stack exports. The deploy itself (the shared NixOS host
  * deployer) is exercised over real SSH by the deployer's own tests.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { promisify } from "node:util";
 import { parse as parseToml } from "smol-toml";
 import { beforeAll, describe, expect, it } from "vitest";
 import { multiSiteNixConfSnippet } from "../components/attic/nixConf";
@@ -18,6 +20,8 @@ import { exampleBlocks, exampleConfig, synthExample, toConfigMap } from "./suppo
 import { haveTool } from "./support/tools";
 import { type SynthResult, synth } from "../ci/commands/synth/harness";
 import { loadProviderInputs } from "../ci/commands/synth/providerInputs";
+import { FIXTURE_SIGNING_KEY_PEM } from "../ci/commands/synth/mocks";
+import { FakeAtticd } from "./support/fakeAtticd";
 
 let vps: SynthResult;
 const config = () => loadConfig(exampleConfig("vps")).config;
@@ -225,5 +229,98 @@ describe("nix.conf across sites: office (LAN), then vps, then aws, through prior
     expect((r.outputs.vps as { nixConf: string }).nixConf.split("\n")[0]).toBe(
       "extra-substituters = https://cache.example.com/n3x?priority=31",
     );
+  });
+});
+
+describe.skipIf(!haveTool("curl"))("an upper-case domain, end to end", () => {
+  /**
+   * curl, which Nix downloads with, sends the host as written in the URL (it does not lower-case
+   * it), the proxy passes that Host on, and atticd compares it with allowed-hosts exactly. Here
+   * curl reaches the atticd stand-in configured with the synthesized TOML, with `--connect-to` in
+   * place of DNS and plain HTTP in place of the proxy's TLS: the Host atticd sees is the one curl
+   * sent for the URL's host.
+   */
+  it("the config lower-cases it: allowed-hosts, api-endpoint, the health check and every URL handed out agree, and curl gets through", async () => {
+    const b = exampleBlocks("vps") as Record<string, any>;
+    Object.assign(b["attic-infra:vps"].storage.s3, {
+      accessKeyId: "K003example",
+      secretAccessKey: "b2secret",
+    });
+    b["attic-infra:vps"].domain = "Cache.Example.COM";
+    const r = await synth({ stack: "vps", config: toConfigMap(b), showSecrets: true });
+    const toml = parseToml(r.files["vps/atticd-monolithic.toml"]!) as Record<string, any>;
+    expect([toml["allowed-hosts"], toml["api-endpoint"]]).toEqual([
+      ["cache.example.com"],
+      "https://cache.example.com/",
+    ]);
+    expect(r.files["vps/scripts/deploy.sh"]).toContain("HEALTH_HOST='cache.example.com'");
+    expect(r.files["vps/scripts/certificate.sh"]).toContain("cache.example.com");
+    expect(r.files["vps/scripts/certificate.sh"]).not.toMatch(/Cache\.Example/);
+    const out = r.outputs.vps as {
+      endpoint: string;
+      caches: Record<string, { substituter: string }>;
+      netrc: Record<string, string>;
+    };
+    expect(out.endpoint).toBe("https://cache.example.com/");
+    expect(out.caches.n3x!.substituter).toBe("https://cache.example.com/n3x");
+    expect(out.netrc.ci).toMatch(/^machine cache\.example\.com password /);
+
+    const atticd = new FakeAtticd(
+      createPublicKey(createPrivateKey(FIXTURE_SIGNING_KEY_PEM))
+        .export({ type: "spki", format: "pem" })
+        .toString(),
+    );
+    atticd.allowedHosts = toml["allowed-hosts"];
+    atticd.apiEndpoint = toml["api-endpoint"];
+    atticd.caches.set("n3x", {
+      is_public: true,
+      store_dir: "/nix/store",
+      priority: 41,
+      upstream_cache_key_names: [],
+      retention_period: "Global",
+      public_key: "n3x:AAAA",
+    });
+    const port = await atticd.listen();
+    // Asynchronous: the stand-in answers from this process's event loop.
+    const curl = async (url: string) => {
+      const u = new URL(url);
+      const { stdout } = await promisify(execFile)("curl", [
+        "-sS",
+        "--max-time",
+        "60",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "--connect-to",
+        `${u.hostname}:80:127.0.0.1:${port}`,
+        url,
+      ]);
+      const lines = stdout.split("\n");
+      return { status: Number(lines.pop()), body: lines.join("\n") };
+    };
+    // The proxy's TLS left out: the same host name over http, port 80 (no port in the Host header).
+    const asServed = (url: string) => url.replace(/^https:/, "http:");
+    try {
+      expect(await curl(asServed(`${out.caches.n3x!.substituter}/nix-cache-info`))).toMatchObject({
+        status: 200,
+      });
+      expect(
+        JSON.parse((await curl(asServed(`${out.endpoint}n3x/attic-cache-info`))).body).substituter_endpoint,
+      ).toBe(out.caches.n3x!.substituter);
+      // What a nix.conf with the domain as first typed would send: atticd refuses it.
+      const typed = await curl("http://Cache.Example.COM/n3x/nix-cache-info");
+      expect([typed.status, JSON.parse(typed.body).message]).toEqual([
+        400,
+        "General request error: Bad Host",
+      ]);
+      expect(atticd.requests.map((q) => q.host)).toEqual([
+        "cache.example.com",
+        "cache.example.com",
+        "Cache.Example.COM",
+      ]);
+    } finally {
+      await atticd.close();
+    }
   });
 });

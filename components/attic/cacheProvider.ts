@@ -3,11 +3,32 @@
  * so this dynamic provider drives its HTTP API from the machine running `pulumi up`:
  *
  *   create  POST  /_api/v1/cache-config/{name}   (400 CacheAlreadyExists → adopt the cache)
- *           PATCH the same path: is_public, priority, upstream keys, retention (not part of create)
+ *           PATCH the same path: every setting, retention included (not part of create)
  *           GET   the same path: public_key, substituter_endpoint
- *   update  PATCH + GET
- *   read    GET
- *   delete  nothing, unless destroyOnDelete: DELETE (the cache's signing key and NAR index go too)
+ *   update  PATCH + GET; after an apiEndpoint change, first a GET through the new endpoint and a
+ *           POST there when the cache is missing
+ *   read    GET: every field of the cache's configuration, so `refresh` + `up` reverts a change
+ *           made by hand (`attic cache configure`)
+ *   delete  nothing, unless destroyOnDelete: GET, then DELETE (the cache's signing key and NAR
+ *           index go too) — only the very cache this resource manages, see below
+ *
+ * A cache's identity is its name on its site: the resource id is the name. `apiEndpoint` is how the
+ * site is reached, so a change of it is an in-place update, never a replacement (a replacement's
+ * delete would destroy the cache the new resource had just adopted). A stack created before this
+ * rule holds ids of the form `<apiEndpoint>#<name>` and a provider that replaced on an endpoint
+ * change; its first `pulumi up` with this code updates every cache in place (the state gains
+ * `storeDir`), which stores this provider in the state, and a later `pulumi refresh` rewrites the
+ * id to the name (`read`; the engine accepts a changed id there). URNs do not change.
+ *
+ * A delete destroys nothing that another resource of the same deployment now manages (a
+ * replacement that adopted the same name, or the same cache under a new URN): creates and updates
+ * record the public keys of the caches they manage, and the delete, which the engine runs after
+ * them, skips those. It destroys nothing but the cache it created or adopted: the server must
+ * still report the public key in the state. And it never goes through an endpoint other than the
+ * current one: when an update of this deployment moved the site's caches to another endpoint, the
+ * delete goes there. Pulumi runs every call of a deployment in one dynamic-provider process and
+ * loads each distinct serialized provider once (@pulumi/pulumi cmd/dynamic-provider, getProvider),
+ * so the record is kept on `globalThis`, shared by the old state's copy of this code and the new.
  *
  * Each call carries a token minted on the spot, valid 10 minutes and only for this cache, with the
  * permissions that call needs: no admin token is stored in state or exported.
@@ -24,6 +45,8 @@ export interface CacheProviderInputs {
   apiEndpoint: string;
   name: string;
   isPublic: boolean;
+  /** The store directory the cache serves: /nix/store. */
+  storeDir: string;
   priority: number;
   upstreamCacheKeyNames: string[];
   /** Seconds, or null for the server's default retention ("Global"). */
@@ -45,10 +68,34 @@ export interface CacheProviderOutputs extends CacheProviderInputs {
 }
 
 const CLAIM = "https://jwt.attic.rs/v1";
+/** jwt-simple 0.11.9 (rsa 0.7.2) in atticd refuses RSA keys over 4096 bits (components/attic/tokens.ts). */
+const MAX_RSA_BITS = 4096;
+const SOFT_DELETED =
+  "with soft-delete-caches (attic-infra:attic.softDeleteCaches) a deleted cache keeps its name in atticd's database for good, and no API frees it: declare the cache under another name";
+
+/** What the provider calls of one deployment share: see the header. */
+interface Deployment {
+  /** Public keys of the caches that a create or an update of this deployment manages. */
+  managed: Set<string>;
+  /** Endpoints an update of this deployment moved a site's caches away from → where to. */
+  moved: Map<string, string>;
+}
+
+function deployment(): Deployment {
+  const shared = globalThis as unknown as Record<symbol, Deployment | undefined>;
+  const key = Symbol.for("attic-infra:AtticCache deployment");
+  return (shared[key] ??= { managed: new Set(), moved: new Map() });
+}
 
 /** A token for one cache with the given permission letters, valid for ten minutes. */
 function callToken(inputs: CacheProviderInputs, letters: string[]): string {
   const { createPrivateKey, sign } = require("node:crypto") as typeof nodeCrypto;
+  const key = createPrivateKey(inputs.signingKeyPem);
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (bits > MAX_RSA_BITS)
+    throw new Error(
+      `attic cache ${inputs.name}: the token signing key is ${bits}-bit RSA; atticd refuses keys over ${MAX_RSA_BITS} bits`,
+    );
   const now = Math.floor(Date.now() / 1000);
   const claims = {
     sub: "attic-infra",
@@ -57,14 +104,11 @@ function callToken(inputs: CacheProviderInputs, letters: string[]): string {
   };
   const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
   const body = `${enc({ alg: "RS256", typ: "JWT" })}.${enc(claims)}`;
-  const signature = sign("sha256", Buffer.from(body), createPrivateKey(inputs.signingKeyPem)).toString(
-    "base64url",
-  );
-  return `${body}.${signature}`;
+  return `${body}.${sign("sha256", Buffer.from(body), key).toString("base64url")}`;
 }
 
-function cacheUrl(inputs: CacheProviderInputs): string {
-  return new URL(`_api/v1/cache-config/${encodeURIComponent(inputs.name)}`, inputs.apiEndpoint).toString();
+function cacheUrl(endpoint: string, name: string): string {
+  return new URL(`_api/v1/cache-config/${encodeURIComponent(name)}`, endpoint).toString();
 }
 
 interface Answer {
@@ -98,13 +142,16 @@ function failure(what: string, method: string, url: string, answer: Answer): Err
   );
 }
 
-/** Waits until `GET <apiEndpoint>` answers 200 (the server is up), within waitSeconds. */
+const isNoSuchCache = (a: Answer) => a.status === 404 && a.text.includes("NoSuchCache");
+
+/** Waits until `GET <endpoint>` answers 200 (the server is up), within waitSeconds. */
 async function waitForServer(inputs: CacheProviderInputs): Promise<void> {
+  const endpoint = inputs.apiEndpoint;
   const deadline = Date.now() + inputs.waitSeconds * 1000;
   let last: string;
   for (;;) {
     try {
-      const answer = await call("GET", inputs.apiEndpoint, undefined);
+      const answer = await call("GET", endpoint, undefined);
       if (answer.status === 200) return;
       last = `answered ${answer.status}`;
     } catch (err) {
@@ -112,63 +159,115 @@ async function waitForServer(inputs: CacheProviderInputs): Promise<void> {
     }
     if (Date.now() + inputs.retryIntervalSeconds * 1000 > deadline) {
       throw new Error(
-        `attic cache ${inputs.name}: the server at ${inputs.apiEndpoint} did not come up within ${inputs.waitSeconds} s; it last ${last}`,
+        `attic cache ${inputs.name}: the server at ${endpoint} did not come up within ${inputs.waitSeconds} s; it last ${last}`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, inputs.retryIntervalSeconds * 1000));
   }
 }
 
-function retentionPeriod(inputs: CacheProviderInputs): "Global" | { Period: number } {
-  return inputs.retentionSeconds === null ? "Global" : { Period: inputs.retentionSeconds };
-}
-
-async function configure(inputs: CacheProviderInputs): Promise<void> {
-  const url = cacheUrl(inputs);
+/** PATCHes every setting; false when the server has no such cache (404 NoSuchCache). */
+async function configure(inputs: CacheProviderInputs): Promise<boolean> {
+  const url = cacheUrl(inputs.apiEndpoint, inputs.name);
   const body = {
     is_public: inputs.isPublic,
+    store_dir: inputs.storeDir,
     priority: inputs.priority,
     upstream_cache_key_names: inputs.upstreamCacheKeyNames,
-    retention_period: retentionPeriod(inputs),
+    retention_period: inputs.retentionSeconds === null ? "Global" : { Period: inputs.retentionSeconds },
   };
   const answer = await call("PATCH", url, callToken(inputs, ["r", "cr", "cq"]), body);
+  if (isNoSuchCache(answer)) return false;
   if (answer.status !== 200) throw failure(`${inputs.name} configure`, "PATCH", url, answer);
+  return true;
+}
+
+/** The cache as the server reports it (get_cache_config), or undefined when it has none. */
+interface Described {
+  publicKey: string;
+  substituterEndpoint: string;
+  isPublic: boolean;
+  storeDir: string;
+  priority: number;
+  upstreamCacheKeyNames: string[];
+  retentionSeconds: number | null;
 }
 
 async function describe(
   inputs: CacheProviderInputs,
-): Promise<{ publicKey: string; substituterEndpoint: string } | undefined> {
-  const url = cacheUrl(inputs);
+  endpoint = inputs.apiEndpoint,
+): Promise<Described | undefined> {
+  const url = cacheUrl(endpoint, inputs.name);
   const answer = await call("GET", url, callToken(inputs, ["r"]));
-  if (answer.status === 404) return undefined;
+  if (isNoSuchCache(answer)) return undefined;
   if (answer.status !== 200) throw failure(`${inputs.name} read`, "GET", url, answer);
-  const config = JSON.parse(answer.text) as { public_key?: string; substituter_endpoint?: string };
-  if (!config.public_key || !config.substituter_endpoint) {
+  const c = JSON.parse(answer.text) as {
+    public_key?: string;
+    substituter_endpoint?: string;
+    is_public?: boolean;
+    store_dir?: string;
+    priority?: number;
+    upstream_cache_key_names?: string[];
+    retention_period?: "Global" | { Period: number };
+  };
+  if (
+    typeof c.public_key !== "string" ||
+    typeof c.substituter_endpoint !== "string" ||
+    typeof c.is_public !== "boolean" ||
+    typeof c.store_dir !== "string" ||
+    typeof c.priority !== "number" ||
+    !Array.isArray(c.upstream_cache_key_names) ||
+    c.retention_period === undefined
+  ) {
     throw failure(`${inputs.name} read`, "GET", url, {
       ...answer,
-      text: `no public_key/substituter_endpoint in ${answer.text}`,
+      text: `not a cache configuration: ${answer.text}`,
     });
   }
-  return { publicKey: config.public_key, substituterEndpoint: config.substituter_endpoint };
+  return {
+    publicKey: c.public_key,
+    substituterEndpoint: c.substituter_endpoint,
+    isPublic: c.is_public,
+    storeDir: c.store_dir,
+    priority: c.priority,
+    upstreamCacheKeyNames: c.upstream_cache_key_names,
+    retentionSeconds: c.retention_period === "Global" ? null : c.retention_period.Period,
+  };
+}
+
+/** POSTs the cache; true when the server had it already (400 CacheAlreadyExists: adopt it). */
+async function post(inputs: CacheProviderInputs): Promise<boolean> {
+  const url = cacheUrl(inputs.apiEndpoint, inputs.name);
+  const answer = await call("POST", url, callToken(inputs, ["r", "cc", "cr", "cq"]), {
+    keypair: "Generate",
+    is_public: inputs.isPublic,
+    store_dir: inputs.storeDir,
+    priority: inputs.priority,
+    upstream_cache_key_names: inputs.upstreamCacheKeyNames,
+  });
+  if (answer.status === 400 && answer.text.includes("CacheAlreadyExists")) return true;
+  if (answer.status !== 200) throw failure(`${inputs.name} create`, "POST", url, answer);
+  return false;
+}
+
+/** Configures the cache just created or adopted and reads it back; explains a soft-deleted name. */
+async function settle(inputs: CacheProviderInputs, adopted: boolean): Promise<CacheProviderOutputs> {
+  const url = cacheUrl(inputs.apiEndpoint, inputs.name);
+  const described = (await configure(inputs)) ? await describe(inputs) : undefined;
+  if (!described) {
+    throw new Error(
+      adopted
+        ? `attic cache ${inputs.name}: POST ${url} answered that the cache exists, but PATCH answers 404 NoSuchCache: the name belongs to a deleted cache; ${SOFT_DELETED}`
+        : `attic cache ${inputs.name}: created, but ${url} answers 404 NoSuchCache`,
+    );
+  }
+  deployment().managed.add(described.publicKey);
+  return { ...inputs, ...described, adopted };
 }
 
 export async function createCache(inputs: CacheProviderInputs): Promise<CacheProviderOutputs> {
   await waitForServer(inputs);
-  const url = cacheUrl(inputs);
-  const answer = await call("POST", url, callToken(inputs, ["r", "cc", "cr", "cq"]), {
-    keypair: "Generate",
-    is_public: inputs.isPublic,
-    store_dir: "/nix/store",
-    priority: inputs.priority,
-    upstream_cache_key_names: inputs.upstreamCacheKeyNames,
-  });
-  let adopted = false;
-  if (answer.status === 400 && answer.text.includes("CacheAlreadyExists")) adopted = true;
-  else if (answer.status !== 200) throw failure(`${inputs.name} create`, "POST", url, answer);
-  await configure(inputs);
-  const described = await describe(inputs);
-  if (!described) throw new Error(`attic cache ${inputs.name}: created, but GET ${url} answered 404`);
-  return { ...inputs, ...described, adopted };
+  return settle(inputs, await post(inputs));
 }
 
 export async function updateCache(
@@ -176,15 +275,21 @@ export async function updateCache(
   news: CacheProviderInputs,
 ): Promise<CacheProviderOutputs> {
   await waitForServer(news);
-  await configure(news);
-  const described = await describe(news);
-  if (!described)
+  if (olds.apiEndpoint !== news.apiEndpoint) {
+    // The same cache behind a new name, or the site moved to another server: the old endpoint is
+    // left alone (it may no longer answer), and the cache is created where it is missing.
+    deployment().moved.set(olds.apiEndpoint, news.apiEndpoint);
+    if (!(await describe(news))) return settle(news, await post(news));
+  }
+  if (!(await configure(news))) {
     throw new Error(
-      `attic cache ${news.name}: it no longer exists on ${news.apiEndpoint}; run \`pulumi refresh\``,
+      `attic cache ${news.name}: it no longer exists on ${news.apiEndpoint} (it was deleted); run \`pulumi refresh\`, then \`pulumi up\` creates it again — unless ${SOFT_DELETED}`,
     );
-  return { ...news, ...described, adopted: olds.adopted };
+  }
+  return settle(news, olds.adopted);
 }
 
+/** The cache as the server has it: every setting, so that a diff against the config repairs drift. */
 export async function readCache(props: CacheProviderOutputs): Promise<CacheProviderOutputs | undefined> {
   const described = await describe(props);
   return described ? { ...props, ...described } : undefined;
@@ -193,16 +298,33 @@ export async function readCache(props: CacheProviderOutputs): Promise<CacheProvi
 export async function deleteCache(props: CacheProviderOutputs): Promise<void> {
   // Data safety: removing a cache from config only stops managing it. Its NARs and signing key stay.
   if (!props.destroyOnDelete) return;
-  const url = cacheUrl(props);
+  const run = deployment();
+  // Another resource of this deployment created or adopted this very cache: it stays.
+  if (run.managed.has(props.publicKey)) return;
+  const endpoint = run.moved.get(props.apiEndpoint) ?? props.apiEndpoint;
+  let described: Described | undefined;
+  try {
+    described = await describe(props, endpoint);
+  } catch (err) {
+    throw new Error(
+      `${(err as Error).message}. The cache was not destroyed; to stop managing it and keep it, run \`pulumi state delete\` on this resource`,
+      { cause: err },
+    );
+  }
+  // Gone already, or the name now belongs to a cache this resource never managed.
+  if (!described || described.publicKey !== props.publicKey) return;
+  const url = cacheUrl(endpoint, props.name);
   const answer = await call("DELETE", url, callToken(props, ["r", "cd"]));
-  if (answer.status !== 200 && answer.status !== 404)
+  if (answer.status !== 200 && !isNoSuchCache(answer))
     throw failure(`${props.name} destroy`, "DELETE", url, answer);
 }
 
-/** Fields whose change means another cache (or another server): replace, never rename in place. */
-const REPLACE_ON = ["name", "apiEndpoint"] as const;
+/** A new name is another cache: replace. Everything else, the endpoint included, is updated in place. */
+const REPLACE_ON = ["name"] as const;
 const UPDATE_ON = [
+  "apiEndpoint",
   "isPublic",
+  "storeDir",
   "priority",
   "upstreamCacheKeyNames",
   "retentionSeconds",
@@ -225,7 +347,7 @@ export function diffCache(olds: CacheProviderOutputs, news: CacheProviderInputs)
 export const cacheProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: CacheProviderInputs) {
     const outs = await createCache(inputs);
-    return { id: `${inputs.apiEndpoint}#${inputs.name}`, outs };
+    return { id: inputs.name, outs };
   },
   async diff(_id: string, olds: CacheProviderOutputs, news: CacheProviderInputs) {
     return diffCache(olds, news);
@@ -233,9 +355,10 @@ export const cacheProvider: pulumi.dynamic.ResourceProvider = {
   async update(_id: string, olds: CacheProviderOutputs, news: CacheProviderInputs) {
     return { outs: await updateCache(olds, news) };
   },
-  async read(id: string, props: CacheProviderOutputs) {
+  async read(_id: string, props: CacheProviderOutputs) {
+    // The id is the name: an id of the old form `<apiEndpoint>#<name>` is rewritten here.
     const outs = await readCache(props);
-    return outs ? { id, props: outs } : { id: "", props: {} };
+    return outs ? { id: props.name, props: outs } : { id: "", props: {} };
   },
   async delete(_id: string, props: CacheProviderOutputs) {
     await deleteCache(props);
@@ -268,6 +391,7 @@ export class AtticCache extends pulumi.dynamic.Resource {
       name,
       {
         ...args,
+        storeDir: "/nix/store",
         signingKeyPem: pulumi.secret(args.signingKeyPem),
         waitSeconds: args.waitSeconds ?? 900,
         retryIntervalSeconds: args.retryIntervalSeconds ?? 10,

@@ -3,10 +3,9 @@
  * job that can push can poison the cache, because atticd signs whatever is pushed and every
  * developer trusts that signature.
  *
- * The twin keeps every cache pattern of its token, each with `pull` or nothing: atticd applies one
- * pattern per cache (the exact name, else the first glob that matches; FACTS.md, token claims), so
- * with the same patterns the same one applies as for the token, and it grants at most pull. Dropping
- * a pattern without pull would let another, broader one grant pull where the token had none.
+ * The twin keeps every key of its token, each with `pull` or nothing. Minting expands keys into the
+ * declared caches, each with the union of what the keys covering it grant (components/attic/
+ * tokens.ts): the twin pulls exactly where its token pulls, and does nothing else.
  */
 import type { TokenConfig } from "../../config/schema";
 

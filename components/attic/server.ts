@@ -5,8 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type * as tls from "@pulumi/tls";
-import { parseHumantime } from "../../config/humantime";
-import type { AtticConfig } from "../../config/schema";
+import { type AtticConfig, retentionSeconds } from "../../config/schema";
 import { AtticCache } from "./cacheProvider";
 import { netrcLine, nixConfSnippet } from "./nixConf";
 import { pullOnly } from "./pullTokens";
@@ -61,7 +60,7 @@ export class AtticServer extends pulumi.ComponentResource {
             isPublic: c.public,
             priority: c.priority,
             upstreamCacheKeyNames: c.upstreamCacheKeyNames,
-            retentionSeconds: c.retention === undefined ? null : Math.round(parseHumantime(c.retention)!),
+            retentionSeconds: c.retention === undefined ? null : retentionSeconds(c.retention),
             destroyOnDelete: c.destroyOnDelete,
             signingKeyPem: args.signingKey.privateKeyPem,
             ...(args.waitSeconds === undefined ? {} : { waitSeconds: args.waitSeconds }),
@@ -80,14 +79,20 @@ export class AtticServer extends pulumi.ComponentResource {
         ),
       );
 
+    const declared = args.attic.caches.map((c) => c.name);
     const tokens = Object.fromEntries(
-      args.attic.tokens.map((t) => [t.name, args.signingKey.privateKeyPem.apply((pem) => mintToken(pem, t))]),
+      args.attic.tokens.map((t) => [
+        t.name,
+        args.signingKey.privateKeyPem.apply((pem) => mintToken(pem, t, declared)),
+      ]),
     );
     this.tokens = pulumi.secret(pulumi.all(tokens));
     const pullTokens = Object.fromEntries(
       args.attic.tokens.flatMap((t) => {
         const pull = pullOnly(t);
-        return pull ? [[t.name, args.signingKey.privateKeyPem.apply((pem) => mintToken(pem, pull))]] : [];
+        return pull
+          ? [[t.name, args.signingKey.privateKeyPem.apply((pem) => mintToken(pem, pull, declared))]]
+          : [];
       }),
     );
     this.pullTokens = pulumi.secret(pulumi.all(pullTokens));

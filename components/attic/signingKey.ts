@@ -1,6 +1,9 @@
 import type * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 
+/** The size this stack generates: the largest atticd accepts (tokens.ts, MAX_RSA_BITS). */
+export const SIGNING_KEY_BITS = 4096;
+
 /**
  * The stack's token signing key (RS256). Every token this stack mints is signed with it and every
  * server of the stack verifies with it: replacing it invalidates every token, so it is protected.
@@ -9,7 +12,7 @@ import * as tls from "@pulumi/tls";
 export function tokenSigningKey(opts?: pulumi.CustomResourceOptions): tls.PrivateKey {
   return new tls.PrivateKey(
     "token-signing-key",
-    { algorithm: "RSA", rsaBits: 4096 },
+    { algorithm: "RSA", rsaBits: SIGNING_KEY_BITS },
     { ...opts, protect: true },
   );
 }

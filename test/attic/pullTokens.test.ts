@@ -26,17 +26,31 @@ const token = (permissions: TokenConfig["permissions"]): TokenConfig => ({
 describe("pullOnly", () => {
   it("keeps subject (suffixed), expiry, not-before and caches, with pull and nothing else", () => {
     const pull = pullOnly(token({ n3x: ["pull", "push", "delete"], "fw-*": ["pull", "createCache"] }))!;
-    expect(tokenClaims(pull)).toEqual({
+    expect(tokenClaims(pull, ["n3x", "fw-a"])).toEqual({
       sub: "github-actions-pull",
       exp: Date.parse("2028-01-01T00:00:00Z") / 1000,
       nbf: Date.parse("2026-01-01T00:00:00Z") / 1000,
-      [ATTIC_CLAIM]: { caches: { "fw-*": { r: 1 }, n3x: { r: 1 } } },
+      [ATTIC_CLAIM]: { caches: { "fw-a": { r: 1 }, n3x: { r: 1 } } },
     });
   });
 
-  it("keeps a pattern that grants no pull, empty: a broader glob must not start granting pull there", () => {
-    const pull = pullOnly(token({ "n3x-secret": ["push"], "n3x-*": ["pull", "push"] }))!;
-    expect(tokenClaims(pull)[ATTIC_CLAIM].caches).toEqual({ "n3x-*": { r: 1 }, "n3x-secret": {} });
+  it("pulls exactly where its token pulls, over every declared cache, and nowhere else", () => {
+    const original = token({
+      secret: ["push"],
+      "fw-*": ["pull"],
+      n3x: ["pull", "push"],
+      "*": ["configureCache"],
+    });
+    const declared = ["n3x", "fw-a", "secret", "other"];
+    const pulls = (t: TokenConfig) =>
+      Object.entries(tokenClaims(t, declared)[ATTIC_CLAIM].caches)
+        .filter(([, letters]) => letters.r === 1)
+        .map(([cache]) => cache);
+    const twin = tokenClaims(pullOnly(original)!, declared)[ATTIC_CLAIM].caches;
+    expect(pulls(pullOnly(original)!)).toEqual(pulls(original));
+    expect(pulls(original).sort()).toEqual(["fw-a", "n3x"]);
+    for (const letters of Object.values(twin))
+      expect(Object.keys(letters).filter((l) => l !== "r")).toEqual([]);
   });
 
   it("a token that cannot pull anywhere has no twin", () => {

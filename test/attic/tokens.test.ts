@@ -1,8 +1,12 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ATTIC_CLAIM, mintToken, tokenClaims, verifyJwt } from "../../components/attic/tokens";
-import { expiry, type TokenConfig } from "../../config/schema";
-import { exampleBlocks, toConfigMap } from "../support/stacks";
+import { SIGNING_KEY_BITS } from "../../components/attic/signingKey";
+import { ATTIC_CLAIM, MAX_RSA_BITS, mintToken, tokenClaims, verifyJwt } from "../../components/attic/tokens";
+import { expiry, globMatches, type TokenConfig } from "../../config/schema";
+import { FakeAtticd } from "../support/fakeAtticd";
+import { exampleBlocks, ROOT, toConfigMap } from "../support/stacks";
 import { synth } from "../../ci/commands/synth/harness";
 import { FIXTURE_SIGNING_KEY_PEM } from "../../ci/commands/synth/mocks";
 
@@ -68,22 +72,25 @@ describe("claims", () => {
   };
 
   it("maps every permission to its letter, with the integer 1", () => {
-    const claims = tokenClaims({
-      ...base,
-      permissions: {
-        "n3x-*": [
-          "destroyCache",
-          "configureRetention",
-          "configureCache",
-          "createCache",
-          "delete",
-          "push",
-          "pull",
-        ],
+    const claims = tokenClaims(
+      {
+        ...base,
+        permissions: {
+          "n3x-*": [
+            "destroyCache",
+            "configureRetention",
+            "configureCache",
+            "createCache",
+            "delete",
+            "push",
+            "pull",
+          ],
+        },
       },
-    });
+      ["n3x-a"],
+    );
     expect(claims[ATTIC_CLAIM]).toEqual({
-      caches: { "n3x-*": { r: 1, w: 1, d: 1, cc: 1, cr: 1, cq: 1, cd: 1 } },
+      caches: { "n3x-a": { r: 1, w: 1, d: 1, cc: 1, cr: 1, cq: 1, cd: 1 } },
     });
   });
 
@@ -93,14 +100,111 @@ describe("claims", () => {
   });
 
   it("sets nbf only when notBefore is configured, and never iat", () => {
-    expect(tokenClaims(base)).not.toHaveProperty("nbf");
-    expect(tokenClaims(base)).not.toHaveProperty("iat");
-    expect(tokenClaims({ ...base, notBefore: "2027-01-01" }).nbf).toBe(
+    expect(tokenClaims(base, ["n3x"])).not.toHaveProperty("nbf");
+    expect(tokenClaims(base, ["n3x"])).not.toHaveProperty("iat");
+    expect(tokenClaims({ ...base, notBefore: "2027-01-01" }, ["n3x"]).nbf).toBe(
       Date.parse("2027-01-01T00:00:00Z") / 1000,
     );
   });
 
   it("mintToken is deterministic", () => {
-    expect(mintToken(FIXTURE_SIGNING_KEY_PEM, base)).toBe(mintToken(FIXTURE_SIGNING_KEY_PEM, base));
+    expect(mintToken(FIXTURE_SIGNING_KEY_PEM, base, ["n3x"])).toBe(
+      mintToken(FIXTURE_SIGNING_KEY_PEM, base, ["n3x"]),
+    );
+  });
+});
+
+describe("globs, expanded at minting", () => {
+  const overlapping: TokenConfig = {
+    name: "t",
+    subject: "s",
+    validUntil: "2099-12-31",
+    permissions: { "*": ["pull"], "n3x-*": ["pull", "push"], "n3x-foo": ["delete"] },
+  };
+  const CACHES = ["other", "n3x-foo", "n3x-bar", "n3x-"];
+
+  it("become exact cache names with the union of every key that covers them, in code-point order", () => {
+    const caches = tokenClaims(overlapping, CACHES)[ATTIC_CLAIM].caches;
+    expect(JSON.stringify(caches)).toBe(
+      JSON.stringify({
+        "n3x-": { r: 1, w: 1 },
+        "n3x-bar": { r: 1, w: 1 },
+        "n3x-foo": { r: 1, w: 1, d: 1 },
+        other: { r: 1 },
+      }),
+    );
+    // The same claim whatever the order of the config.
+    const reordered = {
+      ...overlapping,
+      permissions: { "n3x-foo": ["delete"], "n3x-*": ["push", "pull"], "*": ["pull"] },
+    };
+    expect(tokenClaims(reordered as TokenConfig, [...CACHES].reverse())).toEqual(
+      tokenClaims(overlapping, CACHES),
+    );
+  });
+
+  it("a cache named like an Object.prototype member is a plain entry", () => {
+    const permissions = Object.fromEntries([["constructor", ["pull"]]]) as TokenConfig["permissions"];
+    const caches = tokenClaims({ ...overlapping, permissions }, ["constructor"])[ATTIC_CLAIM].caches;
+    expect(Object.hasOwn(caches, "constructor")).toBe(true);
+    expect(JSON.parse(JSON.stringify(caches))).toEqual({ constructor: { r: 1 } });
+  });
+
+  it("the minted token grants on every declared cache what the config says, under atticd's first-match rule (fake atticd)", async () => {
+    const server = new FakeAtticd(PUBLIC_KEY);
+    for (const name of CACHES)
+      server.caches.set(name, {
+        is_public: false,
+        store_dir: "/nix/store",
+        priority: 41,
+        upstream_cache_key_names: [],
+        retention_period: "Global",
+        public_key: `${name}:AAAA`,
+      });
+    const port = await server.listen();
+    try {
+      const jwt = mintToken(FIXTURE_SIGNING_KEY_PEM, overlapping, CACHES);
+      const headers = { authorization: `Bearer ${jwt}`, "content-type": "application/json" };
+      for (const cache of CACHES) {
+        const granted = new Set(
+          Object.entries(overlapping.permissions)
+            .filter(([p]) => globMatches(p, cache))
+            .flatMap(([, perms]) => perms),
+        );
+        const pull = await fetch(`http://127.0.0.1:${port}/${cache}/nix-cache-info`, { headers });
+        const push = await fetch(`http://127.0.0.1:${port}/_api/v1/get-missing-paths`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ cache, store_path_hashes: [] }),
+        });
+        expect([cache, pull.status, push.status]).toEqual([
+          cache,
+          granted.has("pull") ? 200 : 403,
+          granted.has("push") ? 200 : 403,
+        ]);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("the signing key's size", () => {
+  it("the stack generates a key atticd accepts (jwt-simple: at most 4096 bits)", () => {
+    expect(SIGNING_KEY_BITS).toBeLessThanOrEqual(MAX_RSA_BITS);
+    expect(MAX_RSA_BITS).toBe(4096);
+  });
+
+  it("minting with a larger key is refused with the reason", () => {
+    const big = readFileSync(path.join(ROOT, "test", "fixtures", "rsa-4104-signing-key.pem"), "utf8");
+    const t: TokenConfig = {
+      name: "t",
+      subject: "s",
+      validUntil: "2099-12-31",
+      permissions: { n3x: ["pull"] },
+    };
+    expect(() => mintToken(big, t, ["n3x"])).toThrow(
+      "the token signing key is 4104-bit RSA; atticd (jwt-simple 0.11.9) refuses keys over 4096 bits and would not start: use a key of at most 4096 bits",
+    );
   });
 });

@@ -8,7 +8,7 @@
 import { ciTokenName } from "../ci-secrets";
 import { type Answer, reason, request, said } from "./http";
 import type { CacheOut, SiteRun } from "./site";
-import { grants } from "./tokens";
+import { discovers, grants } from "./tokens";
 
 const STORE_DIR = "/nix/store";
 /** A valid store path hash (32 characters of Nix's base32) that no cache holds. */
@@ -45,11 +45,16 @@ export async function checkCache(run: SiteRun, cache: string, out: CacheOut): Pr
       run.add(
         what,
         "fail",
-        `${infoUrl} answered 200 to an anonymous request, but the outputs say the cache is private: the server has it public. pulumi refresh does not see this (the program reads back only the key): run attic cache configure <server>:${cache} --private with a token that may configure the cache, or declare it public: true in attic-infra:attic.caches`,
+        `${infoUrl} answered 200 to an anonymous request, but the outputs say the cache is private: the server has it public. pulumi refresh reads that back and the next pulumi up makes it private again; or declare it public: true in attic-infra:attic.caches`,
       );
-    else if ([401, 403, 404].includes(anon.status))
+    else if (anon.status === 401 && said(anon) === "401 Unauthorized")
       run.add(what, "pass", `anonymous nix-cache-info answered ${said(anon)}`);
-    else run.add(what, "fail", `anonymous nix-cache-info answered ${said(anon)}`);
+    else
+      run.add(
+        what,
+        "fail",
+        `anonymous nix-cache-info answered ${said(anon)}; atticd answers an anonymous request for a private cache with exactly 401 Unauthorized, so this answer comes from something in front of it (a proxy, a load balancer rule) or the substituter URL reaches another server`,
+      );
   }
 
   // A private cache is read with the first valid token that may pull it.
@@ -79,7 +84,7 @@ export async function checkCache(run: SiteRun, cache: string, out: CacheOut): Pr
       run.add(
         what,
         "fail",
-        `${problems.join("; ")} (pulumi refresh does not see this drift: fix it with attic cache configure <server>:${cache} and a token that may configure the cache)`,
+        `${problems.join("; ")} (pulumi refresh reads the server's settings back, and the next pulumi up restores the configured ones)`,
       );
     else if (out.priority === undefined)
       run.add(
@@ -152,14 +157,16 @@ async function checkTokensOn(run: SiteRun, cache: string, infoUrl: string, isPub
           `nix-cache-info answered ${answered(a)}: ${NOT_VERIFIED}`,
         );
     } else if (!isPublic) {
+      // atticd: 403 when the token has some permission on the cache (discovery), else 401.
+      const want = discovers(g) ? 403 : 401;
       const a = await ask(infoUrl, t.jwt);
-      if (a && [401, 403, 404].includes(a.status))
+      if (a?.status === want)
         run.add(`token ${name} is refused pull on ${cache}`, "pass", `nix-cache-info answered ${said(a)}`);
       else
         run.add(
           `token ${name} is refused pull on ${cache}`,
           "fail",
-          `nix-cache-info answered ${answered(a)} to a token without pull`,
+          `nix-cache-info answered ${answered(a)} to a token without pull; atticd answers ${want} there`,
         );
     }
 
@@ -167,7 +174,16 @@ async function checkTokensOn(run: SiteRun, cache: string, infoUrl: string, isPub
     const probe = () => ask(pushUrl, t.jwt, { cache, store_path_hashes: [PROBE_HASH] });
     if (g.w === 1) {
       const a = await probe();
-      if (a?.status === 200)
+      if (a?.status === 200 && g.r !== 1 && !isPublic) {
+        // attic push and attic use read the cache's configuration first, which needs pull.
+        const configUrl = new URL(`_api/v1/cache-config/${encodeURIComponent(cache)}`, run.site.endpoint);
+        const c = await ask(configUrl.toString(), t.jwt);
+        run.add(
+          `token ${name} may push to ${cache}`,
+          "fail",
+          `get-missing-paths answered 200, but the token cannot pull ${cache}, which is private: attic push and attic use read the cache's configuration first (GET cache-config answered ${answered(c)} with this token), so every push fails; add pull to its permissions, pulumi up, then re-run ci-secrets`,
+        );
+      } else if (a?.status === 200)
         run.add(
           `token ${name} may push to ${cache}`,
           "pass",
@@ -186,14 +202,16 @@ async function checkTokensOn(run: SiteRun, cache: string, infoUrl: string, isPub
         `the token grants pull but not push on ${cache}, and it is the token ci-secrets hands to CI, which pushes with it (ci/nix-project/push.sh only warns when a push fails): add push to its permissions and pulumi up`,
       );
     else if (g.r === 1 || !isPublic) {
+      // A public cache grants everyone pull, so the cache is discovered: 403. Otherwise the token decides.
+      const want = isPublic || discovers(g) ? 403 : 401;
       const a = await probe();
-      if (a && (a.status === 401 || a.status === 403))
+      if (a?.status === want)
         run.add(`token ${name} is refused push on ${cache}`, "pass", `get-missing-paths answered ${said(a)}`);
       else
         run.add(
           `token ${name} is refused push on ${cache}`,
           "fail",
-          `get-missing-paths answered ${answered(a)} to a token without push`,
+          `get-missing-paths answered ${answered(a)} to a token without push; atticd answers ${want} there`,
         );
     }
   }
